@@ -1,0 +1,1 @@
+"""SEER's shipped agents, loaded by every daemon as an agent directory."""

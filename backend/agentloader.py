@@ -1,0 +1,161 @@
+"""Finding agent classes: agent directories and the ``seer.agents`` entry points.
+
+A module that fails to import, or an agent class that is not a proper Agent,
+is recorded in :attr:`AgentRegistry.errors` with the reason, logged, and the
+rest load as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from twisted.logger import Logger
+
+from backend.agent import MENUS, Agent
+
+log = Logger()
+
+ENTRY_POINT_GROUP = "seer.agents"
+SHIPPED_AGENTS = Path(__file__).resolve().parent.parent / "agents"
+
+
+@dataclass(frozen=True)
+class LoadError:
+    source: str
+    error: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "error": self.error}
+
+
+class AgentRegistry:
+    def __init__(self) -> None:
+        self.types: dict[str, type[Agent]] = {}
+        self.sources: dict[str, str] = {}
+        self.errors: list[LoadError] = []
+
+    def __contains__(self, agent_type: str) -> bool:
+        return agent_type in self.types
+
+    def get(self, agent_type: str) -> type[Agent]:
+        try:
+            return self.types[agent_type]
+        except KeyError:
+            known = ", ".join(sorted(self.types)) or "none"
+            raise KeyError(
+                f"no agent of type {agent_type!r} on this node (loaded: {known})"
+            ) from None
+
+    def add(self, cls: Any, source: str) -> bool:
+        """Register one agent class; record an error and return False if bad."""
+        problem = _check_agent_class(cls)
+        if problem:
+            self._error(source, problem)
+            return False
+        previous = self.sources.get(cls.AGENT_TYPE)
+        if previous and previous != source:
+            log.info(
+                "agent {agent_type} from {source} replaces the one from {previous}",
+                agent_type=cls.AGENT_TYPE, source=source, previous=previous,
+            )
+        self.types[cls.AGENT_TYPE] = cls
+        self.sources[cls.AGENT_TYPE] = source
+        return True
+
+    def load_file(self, path: Path) -> list[str]:
+        """Import one module file and register its agent classes."""
+        path = Path(path)
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+        module_name = f"seer_agent_{path.stem}_{digest}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # even sys.exit() in a module must not stop the daemon
+            sys.modules.pop(module_name, None)
+            self._error(str(path), _short_exception(e))
+            return []
+        loaded = []
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Agent)
+                and value.__module__ == module_name
+                and value.AGENT_TYPE
+            ):
+                if self.add(value, str(path)):
+                    loaded.append(value.AGENT_TYPE)
+        return loaded
+
+    def load_directory(self, directory: Path) -> list[str]:
+        directory = Path(directory)
+        if not directory.is_dir():
+            self._error(str(directory), "agent directory does not exist")
+            return []
+        loaded = []
+        for path in sorted(directory.glob("*.py")):
+            if not path.name.startswith("_"):
+                loaded += self.load_file(path)
+        return loaded
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        loaded = []
+        for ep in entry_points(group=group):
+            source = f"entry point {ep.name} = {ep.value}"
+            try:
+                cls = ep.load()
+            except Exception as e:
+                self._error(source, _short_exception(e))
+                continue
+            if self.add(cls, source):
+                loaded.append(cls.AGENT_TYPE)
+        return loaded
+
+    def catalogue(self) -> dict[str, dict[str, Any]]:
+        return {name: cls.describe() for name, cls in sorted(self.types.items())}
+
+    def _error(self, source: str, error: str) -> None:
+        self.errors.append(LoadError(source, error))
+        log.error("could not load agent from {source}: {error}", source=source, error=error)
+
+
+def _check_agent_class(cls: Any) -> str | None:
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        return f"{cls!r} is not a subclass of backend.agent.Agent"
+    if not isinstance(cls.AGENT_TYPE, str) or not cls.AGENT_TYPE.strip():
+        return f"{cls.__name__} has no AGENT_TYPE"
+    if cls.MENU not in MENUS:
+        return f"{cls.__name__}.MENU is {cls.MENU!r}; use one of {', '.join(MENUS)}"
+    try:
+        cls.declared_variables()
+    except Exception as e:
+        return f"{cls.__name__}.VARIABLES: {e}"
+    return None
+
+
+def _short_exception(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)[-1:]
+    where = f" ({frames[0].filename}:{frames[0].lineno})" if frames else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def default_registry(extra_dirs: list[Path] = ()) -> AgentRegistry:
+    """Shipped agents, then entry points, then extra directories (later wins)."""
+    registry = AgentRegistry()
+    registry.load_directory(SHIPPED_AGENTS)
+    registry.load_entry_points()
+    for directory in extra_dirs:
+        registry.load_directory(Path(directory))
+    return registry

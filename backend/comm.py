@@ -1,0 +1,234 @@
+"""CommWrapper: how the controller (and its modules) talk to the experiment.
+
+SEER's names are kept.  Every message bound for the experiment is stamped
+with the next serial and leaves in one signed multicast datagram, whatever
+the number of nodes.  Messages stamped in the same reactor turn share a
+datagram (up to the size limit), which is how a burst of commands costs
+fewer than one datagram -- and one signature check per node -- each.
+
+Before a datagram is sent its messages are appended to the journal, so a
+controller killed at any moment restarts without reusing a serial.  Sent
+datagrams stay in the retransmit window for repairs until ``retireSerials``
+drops them (two minutes).  ``checkSerial`` records each node's cumulative
+acknowledgement.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from backend.checkpoint import Journal
+from backend.multicast import MulticastSender
+from backend.retransmit import RetransmitWindow
+from backend.statemodel import NodeSet, StateModel
+from seer.targets import ALL, parse_target
+from seer.wire import (
+    MAX_DATAGRAM,
+    KIND_PING,
+    SigningKeys,
+    batch_payload,
+    batch_size,
+    dumps,
+    encode_batch,
+    encode_datagram,
+)
+
+log = Logger()
+
+#: A ping follows the last datagram of a burst after this much quiet, so a
+#: node that lost the burst's last datagram notices within this time instead
+#: of waiting for the periodic ping.
+TAIL_PING_DELAY = 0.05
+
+
+class MessageTooLarge(ValueError):
+    pass
+
+
+class CommWrapper:
+    def __init__(
+        self,
+        name: str,
+        multicastaddr: tuple[str, int],
+        controller: Any,
+        *,
+        sender: MulticastSender,
+        keys: SigningKeys,
+        clock: IReactorTime,
+        epoch: int,
+        serial: int = 0,
+        model: StateModel | None = None,
+        window: RetransmitWindow | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        self.name = name
+        self.multicastaddr = multicastaddr
+        self.controller = controller
+        self.sender = sender
+        self.keys = keys
+        self.clock = clock
+        self.epoch = epoch
+        #: Last serial handed out.
+        self.serial = serial
+        #: Last serial actually sent (journaled and multicast).
+        self.sent_serial = serial
+        self.model = model if model is not None else StateModel()
+        self.window = window if window is not None else RetransmitWindow()
+        self.journal = journal
+        #: Node name -> last serial it acknowledged in order.
+        self.acked: dict[str, int] = {}
+        self.last_sent_at: float | None = None
+        self.message_datagrams = 0
+        self.ping_datagrams = 0
+        self._batch: list[tuple[int, bytes, Callable[[int], None] | None]] = []
+        self._flush_call: IDelayedCall | None = None
+        self._tail_ping: IDelayedCall | None = None
+
+    # -- stamping and sending -------------------------------------------------
+
+    def stamp(
+        self,
+        message: dict[str, Any],
+        nodes: NodeSet,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> int:
+        """Give ``message`` the next serial and queue it for this turn's datagram.
+
+        ``nodes`` is who it is for (None: every node), for the snapshot
+        model; ``on_sent(serial)`` runs once it has been journaled and sent.
+        """
+        encoded = dumps(message)
+        if batch_size([encoded]) > MAX_DATAGRAM:
+            raise MessageTooLarge(
+                f"message of {len(encoded)} bytes does not fit in one datagram "
+                f"(limit {MAX_DATAGRAM - batch_size([])} bytes); send files with PUT"
+            )
+        self.serial += 1
+        self.model.apply(self.serial, message, nodes, self.clock.seconds())
+        self._batch.append((self.serial, encoded, on_sent))
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
+        return self.serial
+
+    def flush(self) -> None:
+        """Send every queued message now, as few datagrams as fit."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        empty = batch_size([])
+        start, size = 0, empty
+        for i, (_, encoded, _) in enumerate(batch):
+            if i > start and size + len(encoded) + 1 > MAX_DATAGRAM:
+                self._send_messages(batch[start:i])
+                start, size = i, empty
+            size += len(encoded) + 1
+        self._send_messages(batch[start:])
+        self._arm_tail_ping()
+
+    def _send_messages(self, chunk: list[tuple[int, bytes, Callable[[int], None] | None]]) -> None:
+        first = chunk[0][0]
+        payload = batch_payload([m for _, m, _ in chunk])
+        now = self.clock.seconds()
+        if self.journal is not None:
+            self.journal.append(self.epoch, first, now, payload)
+        datagram = encode_batch(self.keys, self.epoch, first, len(chunk), payload)
+        self.sender.send(datagram)
+        self.message_datagrams += 1
+        self.window.add(first, first + len(chunk) - 1, datagram, now)
+        self.sent_serial = first + len(chunk) - 1
+        self.last_sent_at = now
+        for serial, _, on_sent in chunk:
+            if on_sent is not None:
+                on_sent(serial)
+
+    def send(self, datagram: bytes) -> None:
+        """Send message on the control network as is."""
+        self.sender.send(datagram)
+
+    def ping(self) -> None:
+        """Multicast a PING carrying the current serial."""
+        self.sender.send(
+            encode_datagram(
+                self.keys, KIND_PING, self.epoch, self.sent_serial,
+                body={"t": self.clock.seconds()},
+            )
+        )
+        self.ping_datagrams += 1
+        self.last_sent_at = self.clock.seconds()
+
+    def _arm_tail_ping(self) -> None:
+        if self._tail_ping is not None and self._tail_ping.active():
+            self._tail_ping.reset(TAIL_PING_DELAY)
+        else:
+            self._tail_ping = self.clock.callLater(TAIL_PING_DELAY, self._fire_tail_ping)
+
+    def _fire_tail_ping(self) -> None:
+        self._tail_ping = None
+        self.ping()
+
+    def stop(self) -> None:
+        """Send what is queued and cancel timers (controller shutdown)."""
+        self.flush()
+        if self._tail_ping is not None and self._tail_ping.active():
+            self._tail_ping.cancel()
+        self._tail_ping = None
+
+    # -- SEER's targeted sends ----------------------------------------------------
+
+    def _send_to(self, message: dict[str, Any], spec: Any,
+                 on_sent: Callable[[int], None] | None = None) -> tuple[int, list[str]]:
+        target = parse_target(spec)
+        nodes = target.resolve(self.controller.nodes)
+        message = dict(message, target=target.wire(nodes))
+        serial = self.stamp(message, None if target.is_all else frozenset(nodes), on_sent)
+        return serial, nodes
+
+    def sendToExperiment(self, msg: dict[str, Any]) -> int:
+        """Send to all experiment nodes in one multicast message."""
+        return self.stamp(dict(msg, target=ALL), None)
+
+    def sendToNode(self, msg: dict[str, Any], name: str) -> tuple[int, list[str]]:
+        """Send to node ``name``, matching with shell wildcards."""
+        return self._send_to(msg, name)
+
+    def sendToNodes(self, msg: dict[str, Any], nodelist: Any) -> tuple[int, list[str]]:
+        """Send to the nodes matching any name (wildcards allowed) in ``nodelist``."""
+        return self._send_to(msg, nodelist)
+
+    def sendToNodeThatHas(self, msg: dict[str, Any], label: str) -> tuple[int, list[str]]:
+        """Send to the node that is ``label`` or controls an interface ``label``."""
+        return self._send_to(msg, f"has:{label}")
+
+    def sendToSinks(self, msg: dict[str, Any]) -> int:
+        """Send a frame to every connected sink; returns how many got it."""
+        return self.controller.send_to_sinks(msg)
+
+    # -- reliability duties -----------------------------------------------------------
+
+    def checkSerial(self, node: str, serial: int) -> int:
+        """Record ``node``'s cumulative ack; return how far behind it is."""
+        if serial > self.acked.get(node, -1):
+            self.acked[node] = min(serial, self.sent_serial)
+        return self.sent_serial - self.acked.get(node, 0)
+
+    def nodeDown(self, node: str) -> None:
+        """A node's connection closed: it is no longer active."""
+        self.controller.nodeDown(node)
+
+    def retireSerials(self) -> int:
+        """Drop datagrams older than two minutes; they are not worth resending."""
+        retired = self.window.retire(self.clock.seconds())
+        if retired:
+            log.debug("retired {count} serials", count=retired)
+        return retired
+
+    def can_repair(self, first: int, last: int) -> bool:
+        """Whether every serial first..last is still in the window."""
+        oldest = self.window.oldest
+        return oldest is not None and first >= oldest and last <= self.sent_serial

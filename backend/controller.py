@@ -1,0 +1,655 @@
+"""backend.controller -- SEER's network controller core.
+
+One router, several thin transports (the shape of twisted.names): the
+mutual-TLS listener delivers frames from daemons and clients to
+:meth:`Controller.frameReceived`, which checks the peer's role and calls the
+handler for the frame's type (SEER's ``handleCOMMAND``, ``handleSET`` ...).
+Messages for the experiment leave through :class:`CommWrapper` as signed
+multicast datagrams; everything else goes back over TLS.
+
+Duties on timers (all on the injected reactor's clock): ``pingExperiment``
+(idle nodes notice what they missed), ``retireSerials`` (two minutes),
+checkpoints, and ``doUpdates`` (status to sinks).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+from twisted.application import service
+from twisted.internet import endpoints, task
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from backend.checkpoint import CheckpointStore, Journal, JournalRecord, read_journals
+from backend.comm import CommWrapper, MessageTooLarge
+from backend.multicast import MulticastSender, check_group, listen_sender, resolve_interface
+from backend.nodetable import InfoError, NodeTable, parse_info
+from backend.outcomes import OutcomeTracker
+from backend.requests import RequestError, parse_command, parse_nack, parse_set, parse_wait
+from backend.retransmit import RetransmitWindow
+from backend.session import FrameSession, SessionFactory
+from backend.statemodel import StateModel
+from seer import __version__
+from seer.certs import CertDirectory
+from seer.config import parse_hostport
+from seer.targets import TargetError, parse_target
+from seer.tls import server_options
+from seer.vartypes import Var, VarError, convert_vars
+from seer.wire import Frame, SigningKeys, WireError, batch_payload, dumps, encode_batch, encode_frame
+
+__all__ = ["Controller", "CommWrapper", "returnNone"]
+
+#: The most serials one NACK may ask for; more and a snapshot is cheaper.
+MAX_REPAIR = 5000
+
+
+def returnNone(*args: Any) -> None:
+    """SEER's do-nothing callback."""
+    return None
+
+
+class Controller(service.MultiService):
+    """The controller service: TLS router, multicast sender, reliability duties."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        multicastaddr: tuple[str, int] | str,
+        name: str = "controller",
+        cafile: str | Path | None = None,
+        nodefile: list[str] | None = None,
+        required: list[str] | None = None,
+        *,
+        reactor: Any,
+        certs: str | Path = "certs",
+        listen: tuple[str, int] | str = ("127.0.0.1", 7700),
+        interface: str = "127.0.0.1",
+        state_dir: str | Path = "state/controller",
+        ping_interval: float = 1.0,
+        retire_after: float = 120.0,
+        checkpoint_interval: float = 5.0,
+        update_interval: float = 1.0,
+        default_timeout: float = 10.0,
+        blocking: Callable[..., Deferred] | None = None,
+    ) -> None:
+        super().__init__()
+        self.setName(name)
+        self.reactor = reactor
+        self.clock = reactor
+        if isinstance(multicastaddr, str):
+            multicastaddr = parse_hostport(multicastaddr, "multicast group")
+        self.multicastaddr = (check_group(multicastaddr[0]), multicastaddr[1])
+        self.listen = parse_hostport(listen, "listen address") if isinstance(listen, str) else listen
+        self.interface = interface
+        self.certs = CertDirectory(certs)
+        self.cafile = Path(cafile) if cafile else self.certs.ca.cert
+        self.nodes = NodeTable(nodefile or [], required or [])
+        self.store = CheckpointStore(state_dir)
+        self.ping_interval = ping_interval
+        self.retire_after = retire_after
+        self.checkpoint_interval = checkpoint_interval
+        self.update_interval = update_interval
+        self.default_timeout = default_timeout
+        self._blocking = blocking or (
+            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
+        )
+        self.tracker = OutcomeTracker(reactor, self._why_unconfirmed)
+        self.comm: CommWrapper | None = None
+        self.node_sessions: dict[str, FrameSession] = {}
+        self.client_sessions: set[FrameSession] = set()
+        self.counters: dict[str, int] = {}
+        self.port: Any = None
+        self.ready: Deferred = Deferred()
+        self._sender_port: Any = None
+        self._loops: list[task.LoopingCall] = []
+        self._waiters: list[tuple[list[str], Callable[[], None]]] = []
+        self._checkpoint_seq = 0
+        self._checkpoint_running: Deferred | None = None
+        self._last_update: Any = None
+        self._handlers = {
+            ("experimenter", "COMMAND"): self.handleCOMMAND,
+            ("experimenter", "SET"): self.handleSET,
+            ("experimenter", "EXECUTE"): self.handleEXECUTE,
+            ("experimenter", "GET"): self.handleGET,
+            ("experimenter", "PUT"): self.handlePUT,
+            ("experimenter", "NODES"): self.handleNODES,
+            ("experimenter", "WAIT"): self.handleWAIT,
+            ("experimenter", "AGENTS"): self.handleAGENTS,
+            ("experimenter", "SUBSCRIBE"): self.handleSUBSCRIBE,
+            ("experimenter", "STATUS"): self.handleSTATUS,
+            ("node", "INFO"): self.handleINFO,
+            ("node", "REPORT"): self.handleREPORT,
+            ("node", "STREAM"): self.handleSTREAM,
+            ("node", "NACK"): self.handleNACK,
+        }
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def startService(self) -> None:
+        # What can fail for a user's mistake is checked before anything is
+        # created, so a failed start leaves no trace.
+        tls = server_options(self.cafile, self.certs.require(self.certs.controller, "controller"))
+        interface_address = resolve_interface(self.interface)
+        epoch, serial, model, recent = self._restore()
+        self._checkpoint_seq = self.store.next_seq()
+        journal = Journal(self.store.directory, self._checkpoint_seq)
+        sender = MulticastSender(self.multicastaddr[0], self.multicastaddr[1], interface_address)
+        self._sender_port = listen_sender(self.reactor, sender)
+        keys = SigningKeys.generate()
+        self.comm = CommWrapper(
+            self.name, self.multicastaddr, self,
+            sender=sender, keys=keys, clock=self.clock, epoch=epoch, serial=serial,
+            model=model, window=self._window_from(recent, keys, epoch), journal=journal,
+        )
+        replayed = sum(len(r.messages) for r in recent)
+        endpoint = endpoints.SSL4ServerEndpoint(
+            self.reactor, self.listen[1], tls, interface=self.listen[0]
+        )
+        #: Fires once the TLS listener is up; fails if it cannot listen.
+        self.ready = endpoint.listen(SessionFactory(self)).addCallback(self._listening)
+        for interval, duty in (
+            (self.ping_interval, self.pingExperiment),
+            (min(10.0, self.retire_after / 4), self.comm.retireSerials),
+            (self.checkpoint_interval, self.checkpoint),
+            (self.update_interval, self.doUpdates),
+        ):
+            loop = task.LoopingCall(duty)
+            loop.clock = self.clock
+            loop.start(interval, now=False).addErrback(
+                lambda f, d=duty: self.log.failure("periodic {duty} failed", f, duty=d.__name__)
+            )
+            self._loops.append(loop)
+        super().startService()
+        self.log.info(
+            "controller {name} up: epoch {epoch}, continuing after serial {serial} "
+            "({replayed} replayed from the journal); multicast {group}:{port} on {iface}",
+            name=self.name, epoch=epoch, serial=serial, replayed=replayed,
+            group=self.multicastaddr[0], port=self.multicastaddr[1], iface=interface_address,
+        )
+        self.checkpoint()
+
+    def _listening(self, port: Any) -> Any:
+        self.port = port
+        address = port.getHost()
+        self.log.info("listening for TLS on {host}:{port}", host=address.host, port=address.port)
+        return port
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        self.tracker.cancel_all()
+        for _, reply in list(self._waiters):
+            reply()
+        if self.comm is None:
+            return succeed(None)
+        self.comm.stop()
+        for session in list(self.node_sessions.values()) + list(self.client_sessions):
+            session.close()
+        stopping = [self.checkpoint(final=True)]
+        if self.port is not None:
+            stopping.append(maybeDeferred(self.port.stopListening))
+        if self._sender_port is not None:
+            stopping.append(maybeDeferred(self._sender_port.stopListening))
+        d = gatherResults(stopping, consumeErrors=True)
+        d.addBoth(lambda _: self.comm.journal.close())
+        return d
+
+    # -- checkpoint and restart ------------------------------------------------------
+
+    def _restore(self) -> tuple[int, int, StateModel, list[JournalRecord]]:
+        """Epoch, serial, model and the journal records replayed after the checkpoint."""
+        newest = self.store.newest()
+        if newest is None:
+            epoch = random.SystemRandom().randrange(1, 2**63)
+            self.log.info("no checkpoint in {dir}: new epoch {epoch}",
+                          dir=str(self.store.directory), epoch=epoch)
+            return epoch, 0, StateModel(), []
+        seq, state = newest
+        epoch, serial = state["epoch"], state["serial"]
+        model = StateModel.from_json(state["model"])
+        self.nodes.restore(state["nodes"])
+        replayed = []
+        for record in read_journals(self.store.directory, seq):
+            if record.epoch != epoch or record.last_serial <= serial:
+                continue
+            for offset, message in enumerate(record.messages):
+                if record.serial + offset > serial:
+                    target = message.get("target")
+                    model.apply(record.serial + offset, message,
+                                None if target == "*" else frozenset(target or []),
+                                record.sent_at)
+            serial = record.last_serial
+            replayed.append(record)
+        self.log.info("restored checkpoint {seq}: epoch {epoch}, serial {serial}",
+                      seq=seq, epoch=epoch, serial=state["serial"])
+        return epoch, serial, model, replayed
+
+    def _window_from(self, records: list[JournalRecord], keys: SigningKeys,
+                     epoch: int) -> RetransmitWindow:
+        """Replayed datagrams young enough to repair, signed with this run's keys."""
+        window = RetransmitWindow(self.retire_after)
+        now = self.clock.seconds()
+        for record in records:
+            if now - record.sent_at <= self.retire_after:
+                payload = batch_payload([dumps(m) for m in record.messages])
+                datagram = encode_batch(keys, epoch, record.serial, len(record.messages), payload)
+                window.add(record.serial, record.last_serial, datagram, record.sent_at)
+        return window
+
+    def checkpoint(self, final: bool = False) -> Deferred:
+        """Write epoch, serial, node table and state model; rotate the journal."""
+        if self.comm is None:
+            return succeed(None)
+        if self._checkpoint_running is not None and not final:
+            return succeed(None)
+        self.comm.flush()
+        state = {
+            "epoch": self.comm.epoch,
+            "serial": self.comm.sent_serial,
+            "nodes": self.nodes.to_json(),
+            "model": self.comm.model.to_json(),
+        }
+        seq = self._checkpoint_seq
+        self._checkpoint_seq += 1
+        old_journal = self.comm.journal
+        if not final:
+            self.comm.journal = Journal(self.store.directory, self._checkpoint_seq)
+        now = self.clock.seconds()
+
+        def write() -> None:
+            self.store.write(seq, state, now)
+            self.store.prune()
+
+        def done(result: Any) -> Any:
+            self._checkpoint_running = None
+            if not final and old_journal is not None:
+                old_journal.close()
+            if isinstance(result, Failure):
+                self.log.failure("checkpoint {seq} failed", result, seq=seq)
+            return None
+
+        previous = self._checkpoint_running or succeed(None)
+        d = previous.addBoth(lambda _: self._blocking(write)).addBoth(done)
+        self._checkpoint_running = d if not d.called else None
+        return d
+
+    # -- sessions (router interface) -------------------------------------------------
+
+    def sessionOpened(self, session: FrameSession) -> None:
+        role = session.identity.role
+        if role == "experimenter":
+            self.client_sessions.add(session)
+        elif role != "node":
+            self._count("refused_role")
+            session.send({"type": "ERROR", "error": f"a {role} certificate cannot connect here"})
+            session.close()
+
+    def sessionClosed(self, session: FrameSession, reason: Failure) -> None:
+        self.client_sessions.discard(session)
+        name = session.state.get("node")
+        if name and self.node_sessions.get(name) is session:
+            del self.node_sessions[name]
+            self.comm.nodeDown(name)
+
+    def nodeDown(self, name: str) -> None:
+        self.nodes.down(name, self.clock.seconds())
+        self.log.info("node {node} is down", node=name)
+
+    def badInput(self, session: FrameSession, error: WireError) -> None:
+        self._count(f"bad_frames_{error.reason}")
+        self.log.warn("bad frame from {session}: {error}", session=session, error=str(error))
+
+    def frameReceived(self, session: FrameSession, frame: Frame) -> None:
+        role = session.identity.role
+        handler = self._handlers.get((role, frame.type))
+        if handler is None:
+            self._count("refused_frames")
+            allowed = sorted(t for r, t in self._handlers if r == role)
+            session.send({
+                "type": "ERROR", "id": frame.get("id"),
+                "error": f"a {role} may not send {frame.type} (allowed: {', '.join(allowed)})",
+            })
+            return
+        if role == "node" and frame.type != "INFO" and "node" not in session.state:
+            session.send({"type": "ERROR", "error": f"send INFO before {frame.type}"})
+            return
+        handler(session, frame)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def _error(self, session: FrameSession, frame: Frame, message: str) -> None:
+        self._count("request_errors")
+        session.send({"type": "ERROR", "id": frame.get("id"), "error": message})
+
+    # -- experimenter requests ----------------------------------------------------------
+
+    def handleCOMMAND(self, sock: FrameSession, msg: Frame) -> None:
+        """Apply a serial number and send to experiment nodes."""
+        self._send_request(sock, msg, parse_command)
+
+    def handleSET(self, sock: FrameSession, msg: Frame) -> None:
+        """Check variables against the agent catalogue, then send like a COMMAND."""
+        self._send_request(sock, msg, parse_set)
+
+    def _send_request(self, sock: FrameSession, msg: Frame, parse: Callable) -> None:
+        try:
+            request = parse(msg.header, self.default_timeout, self.clock.seconds())
+            target = parse_target(request.target)
+            nodes = target.resolve(self.nodes)
+            self._check_catalogue(request.message, nodes)
+        except (RequestError, TargetError, VarError) as e:
+            self._error(sock, msg, str(e))
+            return
+        message = dict(request.message, target=target.wire(nodes), origin=sock.identity.name)
+        wait = request.timeout + max(0.0, (request.message.get("time") or 0) - self.clock.seconds())
+        request_id = msg.get("id")
+
+        def sent(serial: int) -> None:
+            sock.send({
+                "type": "ACCEPTED", "id": request_id, "serial": serial, "nodes": nodes,
+                "down": self.nodes.missing(nodes),
+            })
+            self.tracker.expect(
+                serial, nodes, wait,
+                lambda s, outcomes: sock.send(
+                    {"type": "RESULT", "id": request_id, "serial": s, "outcomes": outcomes}
+                ),
+                is_state=self.comm.model.is_state(message),
+                due=message.get("time"),
+            )
+
+        try:
+            self.comm.stamp(message, None if target.is_all else frozenset(nodes), sent)
+        except MessageTooLarge as e:
+            self._error(sock, msg, str(e))
+
+    def _check_catalogue(self, message: dict[str, Any], nodes: list[str]) -> None:
+        """Refuse, before sending, what the targeted nodes' agents cannot accept."""
+        registered = [n for n in nodes if (r := self.nodes.get(n)) and r.registered]
+        if not registered:
+            return  # nobody to ask yet; the nodes check it themselves
+        catalogue = self.nodes.catalogue(registered)
+        agent_type = message["agent"]
+        description = catalogue.get(agent_type)
+        if description is None:
+            raise RequestError(
+                f"no targeted node has an agent of type {agent_type!r} "
+                f"(they have: {', '.join(sorted(catalogue)) or 'none'}); see `seer agents`"
+            )
+        if message["type"] == "SET":
+            declared = {v["name"]: Var.from_json(v) for v in description.get("variables", [])}
+            convert_vars(declared, message["vars"], agent_type)
+        elif message["command"] not in description.get("commands", []):
+            raise RequestError(
+                f"{agent_type} has no command {message['command']!r} "
+                f"(commands: {', '.join(description.get('commands', [])) or 'none'})"
+            )
+
+    def handleEXECUTE(self, sock: FrameSession, msg: Frame) -> None:
+        """Run an experiment script on the controller (see `seer run`)."""
+        self._error(sock, msg, "EXECUTE is not available in this version of SEER yet")
+
+    def handleGET(self, sock: FrameSession, msg: Frame) -> None:
+        """Fetch files from nodes."""
+        self._error(sock, msg, "GET is not available in this version of SEER yet")
+
+    def handlePUT(self, sock: FrameSession, msg: Frame) -> None:
+        """Send files to nodes."""
+        self._error(sock, msg, "PUT is not available in this version of SEER yet")
+
+    def handleNODES(self, sock: FrameSession, msg: Frame) -> None:
+        current = self.comm.sent_serial
+        sock.send({
+            "type": "REPLY", "id": msg.get("id"), "epoch": self.comm.epoch, "serial": current,
+            "nodes": [r.to_json(current) for r in self.nodes],
+            "never_registered": self.nodes.never_registered(),
+        })
+
+    def handleWAIT(self, sock: FrameSession, msg: Frame) -> None:
+        """Reply when the named (default: required) nodes are all up, or at the timeout."""
+        try:
+            names, timeout = parse_wait(msg.header, self.nodes.required(), self.default_timeout)
+        except RequestError as e:
+            self._error(sock, msg, str(e))
+            return
+        timer: list[Any] = []
+
+        def reply() -> None:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if timer and timer[0].active():
+                timer[0].cancel()
+            missing = self.nodes.missing(names)
+            sock.send({
+                "type": "REPLY", "id": msg.get("id"), "ok": not missing, "nodes": names,
+                "missing": missing,
+                "never_registered": [n for n in missing if not (
+                    (r := self.nodes.get(n)) and r.registered)],
+            })
+
+        waiter = (names, reply)
+        if not self.nodes.missing(names):
+            reply()
+            return
+        self._waiters.append(waiter)
+        timer.append(self.clock.callLater(timeout, reply))
+
+    def _check_waiters(self) -> None:
+        for names, reply in list(self._waiters):
+            if not self.nodes.missing(names):
+                reply()
+
+    def handleAGENTS(self, sock: FrameSession, msg: Frame) -> None:
+        agents: dict[str, Any] = {}
+        for record in self.nodes:
+            for agent_type, description in record.agents.items():
+                entry = agents.setdefault(agent_type, dict(description, nodes=[]))
+                entry["nodes"].append(record.name)
+        errors = {r.name: r.agent_errors for r in self.nodes if r.agent_errors}
+        sock.send({"type": "REPLY", "id": msg.get("id"), "agents": agents, "errors": errors})
+
+    def handleSUBSCRIBE(self, sock: FrameSession, msg: Frame) -> None:
+        sock.state["sink"] = True
+        sock.send({"type": "REPLY", "id": msg.get("id"), "ok": True})
+
+    def handleSTATUS(self, sock: FrameSession, msg: Frame) -> None:
+        sock.send(dict(self._status(), type="REPLY", id=msg.get("id")))
+
+    def _status(self) -> dict[str, Any]:
+        comm = self.comm
+        return {
+            "controller": self.name, "version": __version__,
+            "epoch": comm.epoch, "serial": comm.sent_serial,
+            "window": len(comm.window), "oldest": comm.window.oldest,
+            "pending": len(self.tracker),
+            "datagrams": {"messages": comm.message_datagrams, "pings": comm.ping_datagrams,
+                          "bytes": comm.sender.bytes},
+            "nodes": [{"name": r.name, "up": r.up, "serial": r.serial,
+                       "lag": max(0, comm.sent_serial - r.serial) if r.registered else None}
+                      for r in self.nodes],
+            "counters": dict(self.counters),
+        }
+
+    # -- node frames -------------------------------------------------------------------
+
+    def handleINFO(self, sock: FrameSession, msg: Frame) -> None:
+        """A daemon registers (or re-registers) and is welcomed with the keys."""
+        try:
+            info = parse_info(msg.header)
+        except InfoError as e:
+            self._error(sock, msg, str(e))
+            sock.close()
+            return
+        if info["name"] != sock.identity.name:
+            self._count("refused_impersonation")
+            self._error(sock, msg, f"this certificate is for node {sock.identity.name!r}, "
+                                   f"not {info['name']!r}")
+            sock.close()
+            return
+        name = info["name"]
+        previous = self.node_sessions.get(name)
+        if previous is not None and previous is not sock:
+            self.log.info("node {node} reconnected; closing its old connection", node=name)
+            previous.state.pop("node", None)
+            previous.close()
+        self.node_sessions[name] = sock
+        sock.state["node"] = name
+        record = self.nodes.register(info, self.clock.seconds(), sock.peer)
+        comm = self.comm
+        comm.flush()
+        current = comm.sent_serial
+        same_epoch = info["epoch"] == comm.epoch
+        welcome: dict[str, Any] = {
+            "type": "WELCOME", "epoch": comm.epoch, "serial": current,
+            "keys": comm.keys.verifying().to_json(), "ping_interval": self.ping_interval,
+            "controller": self.name,
+        }
+        if same_epoch and info["serial"] <= current:
+            record.serial = info["serial"]
+            comm.checkSerial(name, info["serial"])
+            if info["serial"] < current and not comm.can_repair(info["serial"] + 1, current):
+                welcome["snapshot"] = comm.model.snapshot_for(name, self.clock.seconds())
+        else:
+            # A new daemon, another epoch, or a node ahead of us: start it
+            # afresh from the state as of now.
+            welcome["reset"] = True
+            welcome["snapshot"] = comm.model.snapshot_for(name, self.clock.seconds())
+            record.serial = current
+        if "snapshot" in welcome:
+            self._count("snapshots_sent")
+        sock.send(welcome)
+        self.log.info("node {node} registered from {peer} (its serial {theirs}, ours {ours}{how})",
+                      node=name, peer=sock.peer, theirs=info["serial"], ours=current,
+                      how=", snapshot" if "snapshot" in welcome else "")
+        self._check_waiters()
+
+    def handleREPORT(self, sock: FrameSession, msg: Frame) -> None:
+        """Acknowledgements, per-message outcomes and agent events from a node."""
+        node = sock.state["node"]
+        record = self.nodes.get(node)
+        if record is not None:
+            record.last_seen = self.clock.seconds()
+        ack = msg.get("ack")
+        if isinstance(ack, int) and not isinstance(ack, bool):
+            self.comm.checkSerial(node, ack)
+            if record is not None:
+                record.serial = self.comm.acked.get(node, record.serial)
+        stats = msg.get("stats")
+        if isinstance(stats, dict) and record is not None:
+            record.stats = stats
+        snapshot = msg.get("snapshot")
+        if isinstance(snapshot, int):
+            self.tracker.caught_up(node, snapshot)
+        for outcome in msg.get("outcomes") or []:
+            try:
+                serial, status, error, result = outcome
+            except (TypeError, ValueError):
+                self._count("bad_outcomes")
+                continue
+            self.tracker.record(node, serial, status, error, result)
+        for event in msg.get("events") or []:
+            if isinstance(event, dict):
+                self.send_to_sinks(dict(event, type="REPORT", node=node))
+
+    def handleSTREAM(self, sock: FrameSession, msg: Frame) -> None:
+        """Continuous data from a node's agent: forwarded to every sink."""
+        self.send_to_sinks(dict(msg.header, node=sock.state["node"]))
+
+    def handleNACK(self, sock: FrameSession, msg: Frame) -> None:
+        """A node asks for serials it missed: repairs, or a snapshot if retired."""
+        comm = self.comm
+        node = sock.state["node"]
+        try:
+            ranges = parse_nack(msg.header, comm.sent_serial)
+        except RequestError as e:
+            self._error(sock, msg, str(e))
+            return
+        wanted = sum(hi - lo + 1 for lo, hi in ranges)
+        if not ranges:
+            return
+        if wanted > MAX_REPAIR or not all(comm.can_repair(lo, hi) for lo, hi in ranges):
+            self._count("snapshots_sent")
+            sock.send({"type": "SNAPSHOT", "epoch": comm.epoch, "serial": comm.sent_serial,
+                       "snapshot": comm.model.snapshot_for(node, self.clock.seconds())})
+            return
+        sent: set[int] = set()
+        for lo, hi in ranges:
+            for serial in range(lo, hi + 1):
+                datagram = comm.window.get(serial)
+                if datagram is not None and id(datagram) not in sent:
+                    sent.add(id(datagram))
+                    sock.send({"type": "REPAIR"}, datagram)
+        self._count("repairs_sent", len(sent))
+
+    # -- sinks and periodic duties -----------------------------------------------------
+
+    def send_to_sinks(self, header: dict[str, Any]) -> int:
+        frame = encode_frame(header)
+        count = 0
+        for session in self.client_sessions:
+            if session.state.get("sink"):
+                session.send_raw(frame)
+                count += 1
+        for name, session in self.node_sessions.items():
+            record = self.nodes.get(name)
+            if record and str(record.attributes.get("sink", "")).lower() in ("1", "true", "yes"):
+                session.send_raw(frame)
+                count += 1
+        return count
+
+    def pingExperiment(self) -> None:
+        """Ping the experiment with the current serial unless traffic already did."""
+        comm = self.comm
+        if comm.last_sent_at is None or self.clock.seconds() - comm.last_sent_at >= self.ping_interval * 0.9:
+            comm.ping()
+
+    def doUpdates(self) -> None:
+        """Send a status update to sinks when something changed."""
+        if not any(s.state.get("sink") for s in self.client_sessions):
+            return
+        status = self._status()
+        summary = (status["serial"], tuple((n["name"], n["up"], n["serial"]) for n in status["nodes"]))
+        if summary != self._last_update:
+            self._last_update = summary
+            self.send_to_sinks(dict(status, type="STATUS"))
+
+    def _why_unconfirmed(self, node: str) -> str:
+        record = self.nodes.get(node)
+        if record is None or not record.registered:
+            return "node never registered"
+        if not record.up:
+            return "node is down (its connection to the controller is closed)"
+        return "no outcome within the timeout"
+
+
+def controller_from_settings(settings: dict[str, Any], reactor: Any) -> Controller:
+    """Build a Controller from `seer controller`'s resolved settings."""
+    from seer.config import read_nodefile
+
+    nodes = read_nodefile(settings["nodefile"]) if settings["nodefile"] else []
+    return Controller(
+        parse_hostport(settings["group"], "multicast group"),
+        settings["name"],
+        nodefile=nodes,
+        required=settings["required"],
+        reactor=reactor,
+        certs=settings["certs"],
+        listen=settings["listen"],
+        interface=settings["interface"],
+        state_dir=settings["state_dir"],
+        ping_interval=settings["ping_interval"],
+        retire_after=settings["retire_after"],
+        checkpoint_interval=settings["checkpoint_interval"],
+        update_interval=settings["update_interval"],
+        default_timeout=settings["default_timeout"],
+    )

@@ -1,0 +1,258 @@
+"""Hand each message to the agent instance for its (agent type, group).
+
+Instances are created on demand.  Work for one group runs one message at a
+time, in serial order -- a START waits for the SET before it even when the
+SET's ``configDone`` is asynchronous -- while different groups proceed
+independently.  Every message for this node ends in exactly one outcome:
+``applied`` (with an optional JSON result), ``failed`` (with the error and a
+short traceback) or ``skipped`` (this node is not in the group's NODES).
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from backend.agent import RUN_COMMANDS, Agent, AgentContext
+from backend.agentloader import AgentRegistry
+from seer.targets import targets_node
+from seer.vartypes import VarError
+
+log = Logger()
+
+GroupKey = tuple[str, str]
+#: (serial, status, error, result) -> None
+OutcomeSink = Callable[[int, str, "str | None", Any], None]
+
+HANDLER_TIMEOUT = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        node: str,
+        registry: AgentRegistry,
+        make_context: Callable[[str, str], AgentContext],
+        on_outcome: OutcomeSink,
+        clock: IReactorTime,
+        handler_timeout: float = HANDLER_TIMEOUT,
+    ) -> None:
+        self.node = node
+        self.registry = registry
+        self.make_context = make_context
+        self.on_outcome = on_outcome
+        self.clock = clock
+        self.handler_timeout = handler_timeout
+        self.instances: dict[GroupKey, Agent] = {}
+        self.run_state: dict[GroupKey, str] = {}
+        self._queues: dict[GroupKey, deque[Callable[[], Any]]] = {}
+
+    # -- entry points -----------------------------------------------------------
+
+    def dispatch(self, serial: int, message: dict[str, Any]) -> bool:
+        """Run one delivered message if it targets this node."""
+        if not targets_node(message.get("target"), self.node):
+            return False
+        if message.get("type") not in ("SET", "COMMAND"):
+            self.on_outcome(
+                serial, "failed", f"{message.get('type')} is not handled by agents", None
+            )
+            return True
+        key = (str(message.get("agent")), str(message.get("group")))
+        self._enqueue(key, lambda: self._run(serial, message, key))
+        return True
+
+    def apply_snapshot(self, groups: list[dict[str, Any]]) -> Deferred:
+        """Bring agent groups to a snapshot's variables and run states.
+
+        Fires with the list of problems (strings); never fails.
+        """
+        results: list[Deferred] = []
+        for entry in groups:
+            key = (str(entry.get("agent")), str(entry.get("group")))
+            done: Deferred = Deferred()
+            self._enqueue(key, lambda e=entry, k=key, d=done: self._restore(k, e, d))
+            results.append(done)
+        return DeferredList(results).addCallback(
+            lambda rs: [problem for ok, problem in rs if ok and problem]
+        )
+
+    def stop_all(self) -> Deferred:
+        """Daemon shutdown: give every instance its ``stop``."""
+        calls = []
+        for key, agent in list(self.instances.items()):
+            d = maybeDeferred(agent.stop)
+            d.addErrback(lambda f, k=key: log.failure("stopping {key}", f, key=k))
+            calls.append(d)
+        return DeferredList(calls)
+
+    # -- per-group queue ----------------------------------------------------------
+
+    def _enqueue(self, key: GroupKey, work: Callable[[], Any]) -> None:
+        queue = self._queues.setdefault(key, deque())
+        queue.append(work)
+        if len(queue) == 1:
+            self._run_queue(key)
+
+    def _run_queue(self, key: GroupKey) -> None:
+        queue = self._queues[key]
+        while queue:
+            d = maybeDeferred(queue[0])
+            finished: list[bool] = []
+            d.addBoth(lambda _: finished.append(True))
+            if not finished:
+                d.addBoth(lambda _: self._resume(key))
+                return
+            queue.popleft()
+        del self._queues[key]
+
+    def _resume(self, key: GroupKey) -> None:
+        self._queues[key].popleft()
+        self._run_queue(key)
+
+    # -- running one message ------------------------------------------------------
+
+    def _instance(self, key: GroupKey) -> Agent:
+        agent = self.instances.get(key)
+        if agent is None:
+            cls = self.registry.get(key[0])
+            agent = cls()
+            agent.attach(self.make_context(*key))
+            self.instances[key] = agent
+        return agent
+
+    def _run(self, serial: int, message: dict[str, Any], key: GroupKey) -> Deferred | None:
+        try:
+            agent = self._instance(key)
+        except Exception as e:
+            self.on_outcome(serial, "failed", _describe(e), None)
+            return None
+        if message["type"] == "SET":
+            try:
+                agent.processArgs(message.get("vars") or {})
+            except VarError as e:
+                self.on_outcome(serial, "failed", str(e), None)
+                return None
+            d = self._call(agent.configDone)
+            command = None
+        else:
+            command = str(message.get("command"))
+            handler = getattr(agent, "handle" + command, None)
+            if handler is None:
+                self.on_outcome(
+                    serial,
+                    "failed",
+                    f"{key[0]} has no command {command!r} "
+                    f"(commands: {', '.join(agent.commands()) or 'none'})",
+                    None,
+                )
+                return None
+            if not agent.takes_part():
+                self.on_outcome(
+                    serial, "skipped", f"{self.node} is not in NODES of {key[0]} {key[1]}", None
+                )
+                return None
+            d = self._call(handler, message.get("args") or {})
+
+        def applied(result: Any) -> None:
+            if command in RUN_COMMANDS:
+                self.run_state[key] = RUN_COMMANDS[command]
+            self.on_outcome(serial, "applied", None, _jsonable(result))
+
+        def failed(failure: Failure) -> None:
+            self.on_outcome(serial, "failed", _describe_failure(failure), None)
+
+        return d.addCallbacks(applied, failed)
+
+    def _restore(self, key: GroupKey, entry: dict[str, Any], done: Deferred) -> Deferred | None:
+        problem_prefix = f"snapshot of {key[0]} {key[1]}"
+        try:
+            agent = self._instance(key)
+            if entry.get("vars"):
+                agent.processArgs(entry["vars"])
+        except Exception as e:
+            done.callback(f"{problem_prefix}: {_describe(e)}")
+            return None
+        d = self._call(agent.configDone) if entry.get("vars") else succeed(None)
+        wanted = entry.get("run")
+        command = next((c for c, s in RUN_COMMANDS.items() if s == wanted), None)
+        current = self.run_state.get(key, "stopped")
+
+        def change_run_state(_: Any) -> Any:
+            if command is None or wanted == current or not agent.takes_part():
+                return None
+            handler = getattr(agent, "handle" + command, None)
+            if handler is None:
+                return None
+            return self._call(handler, {}).addCallback(
+                lambda _: self.run_state.__setitem__(key, wanted)
+            )
+
+        d.addCallback(change_run_state)
+        d.addCallbacks(
+            lambda _: done.callback(None),
+            lambda f: done.callback(f"{problem_prefix}: {_describe_failure(f)}"),
+        )
+        return d
+
+    def _call(self, function: Callable[..., Any], args: dict[str, Any] | None = None) -> Deferred:
+        if args is None:
+            d = maybeDeferred(function)
+        elif _takes_argument(function):
+            d = maybeDeferred(function, args)
+        elif args:
+            return maybeDeferred(
+                _raise, TypeError(f"{function.__name__} takes no arguments, got {sorted(args)}")
+            )
+        else:
+            d = maybeDeferred(function)
+        if not d.called:
+            d.addTimeout(self.handler_timeout, self.clock)
+        return d
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def _takes_argument(function: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        for p in params
+    )
+
+
+def _jsonable(result: Any) -> Any:
+    if result is None or isinstance(result, (dict, list, str, int, float, bool)):
+        return result
+    return str(result)
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    if isinstance(e, KeyError) and e.args:
+        text = str(e.args[0])
+    return f"{type(e).__name__}: {text}" if not isinstance(e, (KeyError, VarError)) else text
+
+
+def _describe_failure(failure: Failure) -> str:
+    """The error with a short traceback: the last three frames."""
+    error = failure.value
+    summary = _describe(error)
+    tb = failure.getTracebackObject()
+    if tb is None:
+        return summary
+    frames = traceback.extract_tb(tb)[-3:]
+    where = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in reversed(frames))
+    return f"{summary} [at {where}]"

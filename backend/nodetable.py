@@ -1,0 +1,193 @@
+"""The controller's node table, built from the nodes' INFO.
+
+Each node is known by name, with its experiment addresses, interfaces,
+labels and attributes (``sink``, ``role``...), whether it is up (has a live
+connection), the last serial it acknowledged in order, and the agent
+catalogue it reported.  The experiment's node list, when given, adds the
+nodes expected but not (yet) registered, so they can be named; ``required``
+nodes are those a client may wait for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from seer.targets import check_node_name
+
+_INFO_LISTS = ("addresses", "labels")
+
+
+class InfoError(ValueError):
+    """An INFO frame that does not describe a node properly."""
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    expected: bool = False
+    required: bool = False
+    up: bool = False
+    registered: bool = False
+    addresses: list[str] = field(default_factory=list)
+    interfaces: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+    agents: dict[str, Any] = field(default_factory=dict)
+    agent_errors: list[dict[str, str]] = field(default_factory=list)
+    serial: int = 0
+    registered_at: float | None = None
+    last_seen: float | None = None
+    down_since: float | None = None
+    control_address: str | None = None
+    version: str = ""
+    #: The daemon's counters (datagrams, drops by reason, repairs...).
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, current_serial: int | None = None) -> dict[str, Any]:
+        out = {
+            "name": self.name,
+            "up": self.up,
+            "registered": self.registered,
+            "expected": self.expected,
+            "required": self.required,
+            "addresses": self.addresses,
+            "interfaces": self.interfaces,
+            "labels": self.labels,
+            "attributes": self.attributes,
+            "serial": self.serial,
+            "registered_at": self.registered_at,
+            "last_seen": self.last_seen,
+            "down_since": self.down_since,
+            "control_address": self.control_address,
+            "agents": sorted(self.agents),
+            "agent_errors": self.agent_errors,
+            "version": self.version,
+            "stats": self.stats,
+        }
+        if current_serial is not None:
+            out["lag"] = max(0, current_serial - self.serial) if self.registered else None
+        return out
+
+
+def parse_info(header: dict[str, Any]) -> dict[str, Any]:
+    """Check an INFO frame's fields; return them normalised."""
+    try:
+        name = check_node_name(header.get("name"))
+    except ValueError as e:
+        raise InfoError(f"INFO: {e}") from None
+    info: dict[str, Any] = {"name": name}
+    for key in _INFO_LISTS:
+        value = header.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InfoError(f"INFO: {key} must be a list of strings")
+        info[key] = value
+    interfaces = header.get("interfaces", [])
+    if not isinstance(interfaces, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("name"), str) for i in interfaces
+    ):
+        raise InfoError("INFO: interfaces must be a list of objects with a 'name'")
+    info["interfaces"] = interfaces
+    attributes = header.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise InfoError("INFO: attributes must be an object")
+    info["attributes"] = {str(k): str(v) for k, v in attributes.items()}
+    agents = header.get("agents", {})
+    if not isinstance(agents, dict):
+        raise InfoError("INFO: agents must be an object (the agent catalogue)")
+    info["agents"] = agents
+    errors = header.get("agent_errors", [])
+    info["agent_errors"] = errors if isinstance(errors, list) else []
+    for key in ("epoch", "serial"):
+        value = header.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InfoError(f"INFO: {key} must be a non-negative integer")
+        info[key] = value
+    info["version"] = str(header.get("version", ""))
+    return info
+
+
+class NodeTable:
+    def __init__(self, expected: Iterable[str] = (), required: Iterable[str] = ()) -> None:
+        self._nodes: dict[str, NodeRecord] = {}
+        required = set(required)
+        for name in list(expected) + sorted(required):
+            check_node_name(name)
+            record = self._nodes.setdefault(name, NodeRecord(name))
+            record.expected = True
+            record.required = record.required or name in required
+
+    def __iter__(self):
+        return iter(sorted(self._nodes.values(), key=lambda r: r.name))
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._nodes
+
+    def get(self, name: str) -> NodeRecord | None:
+        return self._nodes.get(name)
+
+    def register(self, info: dict[str, Any], now: float, control_address: str) -> NodeRecord:
+        """Record a node's INFO (from :func:`parse_info`) and mark it up."""
+        record = self._nodes.setdefault(info["name"], NodeRecord(info["name"]))
+        for key in ("addresses", "interfaces", "labels", "attributes", "agents",
+                    "agent_errors", "version"):
+            setattr(record, key, info[key])
+        record.up = True
+        record.registered = True
+        record.registered_at = now
+        record.last_seen = now
+        record.down_since = None
+        record.control_address = control_address
+        return record
+
+    def down(self, name: str, now: float) -> None:
+        record = self._nodes.get(name)
+        if record is not None and record.up:
+            record.up = False
+            record.down_since = now
+
+    def up_nodes(self) -> list[NodeRecord]:
+        return [r for r in self if r.up]
+
+    def never_registered(self) -> list[str]:
+        return [r.name for r in self if r.expected and not r.registered]
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        """Which of ``names`` are not up."""
+        return sorted(n for n in names if not (n in self._nodes and self._nodes[n].up))
+
+    def required(self) -> list[str]:
+        return [r.name for r in self if r.required]
+
+    def catalogue(self, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Agent type -> description, from the nodes named (default: all)."""
+        chosen = self if names is None else (self._nodes[n] for n in names if n in self._nodes)
+        merged: dict[str, dict[str, Any]] = {}
+        for record in chosen:
+            for agent_type, description in record.agents.items():
+                merged.setdefault(agent_type, description)
+        return merged
+
+    # -- checkpoint ----------------------------------------------------------------
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.to_json().items() if k not in ("agents", "lag")}
+            | {"agents": r.agents}
+            for r in self
+        ]
+
+    def restore(self, data: list[dict[str, Any]]) -> None:
+        """Reload records from a checkpoint; every node starts down."""
+        for item in data:
+            record = self._nodes.setdefault(item["name"], NodeRecord(item["name"]))
+            for key in ("addresses", "interfaces", "labels", "attributes", "agents",
+                        "agent_errors", "serial", "registered_at", "last_seen",
+                        "control_address", "version", "registered"):
+                if key in item:
+                    setattr(record, key, item[key])
+            record.up = False
+            record.down_since = item.get("down_since") or item.get("last_seen")

@@ -1,0 +1,141 @@
+"""A TLS connection speaking SEER frames: a thin adapter around a router.
+
+The session only frames and unframes; what frames mean is up to its router
+(the controller, or a daemon's controller link), which gets:
+
+* ``sessionOpened(session)`` once the TLS handshake verified the peer
+  (``session.identity`` is then its certificate's name and role);
+* ``frameReceived(session, frame)`` for every frame;
+* ``sessionClosed(session, reason)`` when a verified session ends;
+* ``badInput(session, error)`` when bytes are not frames (the session then
+  sends an ERROR and closes: the stream is out of step).
+
+A peer that does not finish its handshake within ``HANDSHAKE_TIMEOUT`` is
+dropped, so half-open connections cannot pile up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol as TypingProtocol
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from seer.tls import Identity, identity_of
+from seer.wire import Frame, FrameDecoder, WireError, encode_frame
+
+HANDSHAKE_TIMEOUT = 15.0
+
+
+class Router(TypingProtocol):
+    clock: IReactorTime
+
+    def sessionOpened(self, session: "FrameSession") -> None: ...
+    def frameReceived(self, session: "FrameSession", frame: Frame) -> None: ...
+    def sessionClosed(self, session: "FrameSession", reason: Failure) -> None: ...
+    def badInput(self, session: "FrameSession", error: WireError) -> None: ...
+
+
+@implementer(IHandshakeListener)
+class FrameSession(Protocol):
+    log = Logger()
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.decoder = FrameDecoder()
+        self.identity: Identity | None = None
+        self.peer = "?"
+        self.closed = False
+        #: The router's per-connection state (a node's name, sink flag ...).
+        self.state: dict[str, Any] = {}
+        self._handshake_timer: IDelayedCall | None = None
+
+    def __repr__(self) -> str:
+        return f"<FrameSession {self.identity or 'unverified'} from {self.peer}>"
+
+    def connectionMade(self) -> None:
+        address = self.transport.getPeer()
+        self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+        self._handshake_timer = self.router.clock.callLater(
+            HANDSHAKE_TIMEOUT, self._handshake_timed_out
+        )
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        self.log.warn("no TLS handshake from {peer} in {timeout} s; closing",
+                      peer=self.peer, timeout=HANDSHAKE_TIMEOUT)
+        self.transport.abortConnection()
+
+    def handshakeCompleted(self) -> None:
+        self._cancel_handshake_timer()
+        try:
+            self.identity = identity_of(self.transport.getPeerCertificate())
+        except ValueError as e:
+            self.log.warn("peer {peer}: {error}", peer=self.peer, error=str(e))
+            self.transport.abortConnection()
+            return
+        self.router.sessionOpened(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.identity is None or self.closed:
+            return
+        try:
+            frames = self.decoder.feed(data)
+        except WireError as e:
+            self.router.badInput(self, e)
+            self.send({"type": "ERROR", "error": f"bad frame ({e}); closing the connection"})
+            self.close()
+            return
+        for frame in frames:
+            if self.closed:
+                break
+            try:
+                self.router.frameReceived(self, frame)
+            except Exception:
+                self.log.failure("handling {type} from {session}", type=frame.type, session=self)
+                self.send({"type": "ERROR", "id": frame.get("id"),
+                           "error": f"internal error handling {frame.type}; see the log"})
+
+    def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
+        if not self.closed:
+            self.transport.write(encode_frame(header, blob))
+
+    def send_raw(self, data: bytes) -> None:
+        """Write already-encoded frames (one encoding shared by many peers)."""
+        if not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._cancel_handshake_timer()
+        self.closed = True
+        if self.identity is not None:
+            self.router.sessionClosed(self, reason)
+        elif reason is not None and not reason.check(ConnectionDone):
+            self.log.info("connection from {peer} closed before TLS completed: {why}",
+                          peer=self.peer, why=reason.getErrorMessage())
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self._handshake_timer = None
+
+
+class SessionFactory(Factory):
+    """Builds a FrameSession around one router for every connection."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def buildProtocol(self, addr: Any) -> FrameSession:
+        session = FrameSession(self.router)
+        session.factory = self
+        return session

@@ -1,0 +1,172 @@
+"""What every agent group should look like on each node (controller side).
+
+A node that fell too far behind -- its missing serials retired, or it
+restarted, or it joined late -- is not sent the messages it missed but a
+snapshot: for every agent group, the variables and the run state that the
+messages sent so far give *that node* now, plus the state messages still
+scheduled for later (a START due at t=60 must not fire early on a node that
+was restored at t=30).
+
+The model keeps, per group and per variable, the assignments with the set of
+nodes they were sent to and when they take effect (the message's ``time``,
+or when it was sent); likewise for the run commands.  An assignment is
+dropped once a later one covers all of its nodes, so the model stays small
+however many messages are sent.
+
+Only SET (variables) and the run commands START/STOP are state.  Other
+commands are events; a node that missed one is told so, by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.agent import RUN_COMMANDS
+
+#: None means "every node, including nodes that register later".
+NodeSet = frozenset[str] | None
+
+
+def _covers(newer: NodeSet, older: NodeSet) -> bool:
+    if newer is None:
+        return True
+    return older is not None and older <= newer
+
+
+def _includes(nodes: NodeSet, node: str) -> bool:
+    return nodes is None or node in nodes
+
+
+@dataclass
+class _Assignment:
+    nodes: NodeSet
+    value: Any
+    serial: int
+    at: float
+
+    @property
+    def order(self) -> tuple[float, int]:
+        # Messages take effect by time, then serial: the Scheduler's order.
+        return (self.at, self.serial)
+
+
+@dataclass
+class _GroupModel:
+    vars: dict[str, list[_Assignment]] = field(default_factory=dict)
+    run: list[_Assignment] = field(default_factory=list)
+
+
+def _record(history: list[_Assignment], entry: _Assignment) -> None:
+    history[:] = [
+        a for a in history if not (_covers(entry.nodes, a.nodes) and a.order <= entry.order)
+    ]
+    history.append(entry)
+
+
+def _latest_for(history: list[_Assignment], node: str, now: float) -> _Assignment | None:
+    best = None
+    for entry in history:
+        if entry.at <= now and _includes(entry.nodes, node):
+            if best is None or entry.order > best.order:
+                best = entry
+    return best
+
+
+class StateModel:
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], _GroupModel] = {}
+
+    @staticmethod
+    def is_state(message: dict[str, Any]) -> bool:
+        """Whether a snapshot restores this message's effect."""
+        return message.get("type") == "SET" or (
+            message.get("type") == "COMMAND" and message.get("command") in RUN_COMMANDS
+        )
+
+    def apply(self, serial: int, message: dict[str, Any], nodes: NodeSet, sent_at: float) -> None:
+        """Record a message sent at ``sent_at`` to ``nodes`` (None: everyone)."""
+        if not self.is_state(message):
+            return
+        at = message.get("time") or sent_at
+        key = (message["agent"], message["group"])
+        group = self._groups.setdefault(key, _GroupModel())
+        if message["type"] == "SET":
+            for name, value in message["vars"].items():
+                _record(group.vars.setdefault(name, []), _Assignment(nodes, value, serial, at))
+        else:
+            command = {"command": message["command"], "args": message.get("args") or {}}
+            _record(group.run, _Assignment(nodes, command, serial, at))
+
+    def snapshot_for(self, node: str, now: float) -> dict[str, Any]:
+        """``groups``: each group's variables and run state for ``node`` now;
+        ``scheduled``: [serial, message] of state messages due later."""
+        groups = []
+        later: dict[int, dict[str, Any]] = {}
+        for (agent, group), model in sorted(self._groups.items()):
+            values = {}
+            for name, history in model.vars.items():
+                latest = _latest_for(history, node, now)
+                if latest is not None:
+                    values[name] = latest.value
+                for entry in history:
+                    if entry.at > now and _includes(entry.nodes, node):
+                        message = later.setdefault(entry.serial, {
+                            "type": "SET", "agent": agent, "group": group, "vars": {},
+                            "time": entry.at, "target": [node],
+                        })
+                        message["vars"][name] = entry.value
+            run = _latest_for(model.run, node, now)
+            for entry in model.run:
+                if entry.at > now and _includes(entry.nodes, node):
+                    later[entry.serial] = {
+                        "type": "COMMAND", "agent": agent, "group": group,
+                        "command": entry.value["command"], "args": entry.value["args"],
+                        "time": entry.at, "target": [node],
+                    }
+            if values or run is not None:
+                groups.append({
+                    "agent": agent,
+                    "group": group,
+                    "vars": values,
+                    "run": RUN_COMMANDS[run.value["command"]] if run else None,
+                })
+        return {"groups": groups, "scheduled": [[s, later[s]] for s in sorted(later)]}
+
+    def groups(self) -> list[tuple[str, str]]:
+        return sorted(self._groups)
+
+    # -- checkpoint ----------------------------------------------------------------
+
+    def to_json(self) -> list[dict[str, Any]]:
+        def entries(history: list[_Assignment]) -> list[list[Any]]:
+            return [
+                [None if a.nodes is None else sorted(a.nodes), a.value, a.serial, a.at]
+                for a in history
+            ]
+
+        return [
+            {
+                "agent": agent,
+                "group": group,
+                "vars": {name: entries(h) for name, h in model.vars.items()},
+                "run": entries(model.run),
+            }
+            for (agent, group), model in sorted(self._groups.items())
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]]) -> "StateModel":
+        def entries(raw: list[list[Any]]) -> list[_Assignment]:
+            return [
+                _Assignment(None if nodes is None else frozenset(nodes), value, serial, at)
+                for nodes, value, serial, at in raw
+            ]
+
+        model = cls()
+        for item in data:
+            model._groups[(item["agent"], item["group"])] = _GroupModel(
+                vars={name: entries(h) for name, h in item["vars"].items()},
+                run=entries(item["run"]),
+            )
+        return model

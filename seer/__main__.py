@@ -1,0 +1,3 @@
+from seer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,449 @@
+"""seer.client -- the blocking Python API for experiment scripts and the CLI.
+
+SEER style::
+
+    from seer.client import Experiment
+
+    with Experiment() as exp:                      # controller and certs from
+        web = exp.agent("HTTP", "web1")           # SEER_CONTROLLER, SEER_CERTS,
+        web.set(NODES="client1 client2",          # SEER_IDENTITY or defaults
+                think="minmax(0.1,0.9)")
+        web.start()
+        ...
+        web.stop()
+
+Every command returns a :class:`Result` with each targeted node's
+:class:`Outcome` -- ``applied``, ``failed`` (with the agent's error),
+``skipped`` (not in the group's NODES) or ``unconfirmed`` (no answer before
+the timeout, with the reason) -- and raises :class:`CommandFailed` when a
+node failed or did not confirm, unless ``check=False``.
+
+The API is plain blocking sockets (standard-library ``ssl``), so a script
+needs no reactor.  It speaks the same frames as every SEER process
+(:mod:`seer.wire`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from seer.certs import CONTROLLER_NAME, CertDirectory, CertError
+from seer.config import ConfigError, parse_hostport
+from seer.tls import client_context
+from seer.wire import Frame, FrameDecoder, WireError, encode_frame
+
+DEFAULT_CONTROLLER = "127.0.0.1:7700"
+#: Extra seconds to wait for the controller's RESULT beyond the nodes' timeout.
+RESULT_MARGIN = 5.0
+OK_STATUSES = ("applied", "skipped")
+
+
+class SeerError(Exception):
+    """Base of every error the client raises."""
+
+
+class ControllerUnreachable(SeerError):
+    """No connection to the controller, or it went away mid-request."""
+
+
+class RequestRefused(SeerError):
+    """The controller refused the request; nothing was sent or changed."""
+
+
+class CommandFailed(SeerError):
+    """At least one targeted node failed or did not confirm."""
+
+    def __init__(self, result: "Result") -> None:
+        super().__init__(result.problem_summary())
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    node: str
+    status: str
+    error: str | None = None
+    result: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    def describe(self, result_width: int = 70) -> str:
+        """One line: the status, then the error or a compact form of the result."""
+        text = self.status
+        if self.error:
+            text += f": {self.error}"
+        elif isinstance(self.result, dict) and self.result.get("via") == "snapshot":
+            text += " (via snapshot)"
+        elif self.result not in (None, {}, []):
+            shown = json.dumps(self.result, separators=(",", ":"))
+            if len(shown) > result_width:
+                shown = shown[: result_width - 3] + "..."
+            text += f"  {shown}"
+        return text
+
+
+@dataclass
+class Result:
+    """The outcome of one message on every node it targeted."""
+
+    what: str
+    serial: int
+    nodes: list[str]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes.values()) and len(self.outcomes) == len(self.nodes)
+
+    def by_status(self, status: str) -> list[str]:
+        return [n for n, o in self.outcomes.items() if o.status == status]
+
+    @property
+    def failed(self) -> list[str]:
+        return self.by_status("failed")
+
+    @property
+    def unconfirmed(self) -> list[str]:
+        return self.by_status("unconfirmed")
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return counts
+
+    def problem_summary(self) -> str:
+        bad = [o for o in self.outcomes.values() if not o.ok]
+        lines = [f"{self.what}: {len(bad)} of {len(self.nodes)} nodes did not apply it"]
+        lines += [f"  {o.node}: {o.describe()}" for o in bad[:20]]
+        if len(bad) > 20:
+            lines.append(f"  ... and {len(bad) - 20} more")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "what": self.what, "serial": self.serial, "nodes": self.nodes, "ok": self.ok,
+            "outcomes": {
+                n: {k: v for k, v in (("status", o.status), ("error", o.error),
+                                      ("result", o.result)) if v is not None}
+                for n, o in self.outcomes.items()
+            },
+        }
+
+
+def _credentials(certs: str | Path, identity: str | None) -> tuple[CertDirectory, str]:
+    directory = CertDirectory(certs)
+    if identity:
+        return directory, identity
+    names = directory.experimenters()
+    if len(names) == 1:
+        return directory, names[0]
+    if not names:
+        raise CertError(
+            f"no experimenter certificate in {directory.root}/experimenters; create one with "
+            f"`seer certs init --dir {directory.root} --experimenter NAME`"
+        )
+    raise CertError(
+        f"several experimenter certificates in {directory.root} ({', '.join(names)}); "
+        "choose one with --identity or SEER_IDENTITY"
+    )
+
+
+class Connection:
+    """One TLS connection to the controller, speaking frames, blocking."""
+
+    def __init__(
+        self,
+        controller: str | None = None,
+        certs: str | Path | None = None,
+        identity: str | None = None,
+        connect_timeout: float = 10.0,
+        server_name: str = CONTROLLER_NAME,
+    ) -> None:
+        controller = controller or os.environ.get("SEER_CONTROLLER") or DEFAULT_CONTROLLER
+        certs = certs or os.environ.get("SEER_CERTS") or "certs"
+        identity = identity or os.environ.get("SEER_IDENTITY") or None
+        try:
+            host, port = parse_hostport(controller, "controller")
+        except ConfigError as e:
+            raise SeerError(str(e)) from None
+        directory, self.identity = _credentials(certs, identity)
+        own = directory.require(directory.experimenter(self.identity),
+                                f"experimenter {self.identity}")
+        context = client_context(directory.ca.cert, own)
+        self.address = f"{host}:{port}"
+        try:
+            raw = socket.create_connection((host, port), timeout=connect_timeout)
+        except OSError as e:
+            raise ControllerUnreachable(
+                f"cannot connect to the controller at {self.address}: {e.strerror or e}; "
+                "is `seer controller` running there?"
+            ) from None
+        try:
+            self._sock = context.wrap_socket(raw, server_hostname=server_name)
+        except (ssl.SSLError, OSError) as e:
+            raw.close()
+            raise ControllerUnreachable(
+                f"TLS with {self.address} failed: {e}; are the certificates from the "
+                "same `seer certs init` as the controller's?"
+            ) from None
+        self._decoder = FrameDecoder()
+        self._replies: dict[Any, deque[Frame]] = {}
+        self._events: deque[Frame] = deque()
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def send(self, header: dict[str, Any], blob: bytes = b"") -> Any:
+        """Send a request; returns its id."""
+        request_id = next(self._ids)
+        try:
+            self._sock.sendall(encode_frame(dict(header, id=request_id), blob))
+        except OSError as e:
+            raise ControllerUnreachable(f"lost the controller at {self.address}: {e}") from None
+        return request_id
+
+    def wait(self, request_id: Any, timeout: float) -> Frame:
+        """The next frame answering ``request_id``, within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            queue = self._replies.get(request_id)
+            if queue:
+                frame = queue.popleft()
+                if not queue:
+                    del self._replies[request_id]
+                return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ControllerUnreachable(
+                    f"no answer from the controller at {self.address} within {timeout:.0f} s"
+                )
+            self._read(remaining)
+
+    def request(self, header: dict[str, Any], timeout: float = 30.0) -> Frame:
+        """Send and wait for the reply; ERROR replies raise RequestRefused."""
+        frame = self.wait(self.send(header), timeout)
+        if frame.type == "ERROR":
+            raise RequestRefused(frame.get("error"))
+        return frame
+
+    def events(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Frames not answering a request (REPORT, STREAM, STATUS to sinks)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while self._events:
+                yield self._events.popleft()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self._read(remaining if remaining is not None else 3600.0, quiet_timeout=True)
+
+    def _read(self, timeout: float, quiet_timeout: bool = False) -> None:
+        self._sock.settimeout(timeout)
+        try:
+            data = self._sock.recv(1 << 16)
+        except socket.timeout:
+            if quiet_timeout:
+                return
+            raise ControllerUnreachable(f"the controller at {self.address} stopped answering") from None
+        except (OSError, ssl.SSLError) as e:
+            raise ControllerUnreachable(f"lost the controller at {self.address}: {e}") from None
+        if not data:
+            raise ControllerUnreachable(f"the controller at {self.address} closed the connection")
+        try:
+            frames = self._decoder.feed(data)
+        except WireError as e:
+            raise ControllerUnreachable(f"garbled data from {self.address}: {e}") from None
+        for frame in frames:
+            if frame.get("id") is not None:
+                self._replies.setdefault(frame.get("id"), deque()).append(frame)
+            else:
+                self._events.append(frame)
+
+
+class Experiment:
+    """A session with the controller: nodes, agent groups, commands."""
+
+    def __init__(
+        self,
+        controller: str | None = None,
+        certs: str | Path | None = None,
+        identity: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.connection = Connection(controller, certs, identity)
+        self.timeout = timeout
+
+    def __enter__(self) -> "Experiment":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- nodes and agents ---------------------------------------------------------
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.connection.request({"type": "NODES"}).get("nodes")
+
+    def node_table(self) -> dict[str, Any]:
+        """The whole NODES reply: nodes, serial, epoch, never_registered."""
+        return self.connection.request({"type": "NODES"}).header
+
+    def wait_for_nodes(self, nodes: list[str] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the named (default: the controller's required) nodes are up."""
+        header: dict[str, Any] = {"type": "WAIT", "timeout": timeout}
+        if nodes is not None:
+            header["nodes"] = list(nodes)
+        return self.connection.request(header, timeout + RESULT_MARGIN).header
+
+    def agents(self) -> dict[str, Any]:
+        return self.connection.request({"type": "AGENTS"}).header
+
+    def status(self) -> dict[str, Any]:
+        return self.connection.request({"type": "STATUS"}).header
+
+    def agent(self, agent_type: str, group: str) -> "AgentGroup":
+        return AgentGroup(self, agent_type, group)
+
+    # -- messages --------------------------------------------------------------------
+
+    def _submit(self, header: dict[str, Any], what: str, timeout: float | None) -> "Pending":
+        timeout = self.timeout if timeout is None else timeout
+        header = dict(header, timeout=timeout)
+        wait = timeout + RESULT_MARGIN + (header.get("delay") or 0)
+        wait += max(0.0, (header.get("time") or 0) - time.time())
+        return Pending(self.connection, self.connection.send(header), what, wait)
+
+    def submit_command(self, agent_type: str, group: str, command: str,
+                       args: dict[str, Any] | None = None, *, target: Any = None,
+                       timeout: float | None = None, at: float | None = None,
+                       delay: float | None = None) -> "Pending":
+        """Send a command without waiting; ``.result()`` waits for its outcomes.
+
+        Many commands can be in flight at once on one connection.
+        """
+        header = {"type": "COMMAND", "agent": agent_type, "group": group,
+                  "command": command, "args": args or {}, "target": target}
+        header.update(_when(at, delay))
+        return self._submit(header, f"{command} {agent_type} {group}", timeout)
+
+    def submit_set(self, agent_type: str, group: str, variables: dict[str, Any], *,
+                   target: Any = None, timeout: float | None = None, at: float | None = None,
+                   delay: float | None = None) -> "Pending":
+        """Send a SET without waiting; ``.result()`` waits for its outcomes."""
+        header = {"type": "SET", "agent": agent_type, "group": group, "vars": variables,
+                  "target": target}
+        header.update(_when(at, delay))
+        return self._submit(header, f"SET {agent_type} {group}", timeout)
+
+    def command(self, agent_type: str, group: str, command: str, args: dict[str, Any] | None = None,
+                *, check: bool = True, **options: Any) -> Result:
+        """Send a command to an agent group and wait for every node's outcome."""
+        return self.submit_command(agent_type, group, command, args, **options).result(check)
+
+    def set(self, agent_type: str, group: str, variables: dict[str, Any], *,
+            check: bool = True, **options: Any) -> Result:
+        """Set an agent group's variables and wait for every node's outcome."""
+        return self.submit_set(agent_type, group, variables, **options).result(check)
+
+
+class Pending:
+    """A message sent to the experiment whose outcomes have not been read yet."""
+
+    def __init__(self, connection: Connection, request_id: Any, what: str, wait: float) -> None:
+        self.connection = connection
+        self.request_id = request_id
+        self.what = what
+        self.wait = wait
+        self._result: Result | None = None
+
+    def result(self, check: bool = True) -> Result:
+        """Wait for every targeted node's outcome (raises CommandFailed if ``check``)."""
+        if self._result is None:
+            accepted = self.connection.wait(self.request_id, 30.0)
+            if accepted.type == "ERROR":
+                raise RequestRefused(accepted.get("error"))
+            final = self.connection.wait(self.request_id, self.wait)
+            outcomes = {
+                node: Outcome(node, o.get("status", "?"), o.get("error"), o.get("result"))
+                for node, o in (final.get("outcomes") or {}).items()
+            }
+            self._result = Result(self.what, accepted.get("serial"),
+                                  accepted.get("nodes") or [], outcomes)
+        if check and not self._result.ok:
+            raise CommandFailed(self._result)
+        return self._result
+
+
+def _when(at: float | None, delay: float | None) -> dict[str, float]:
+    out = {}
+    if at is not None:
+        out["time"] = at
+    if delay is not None:
+        out["delay"] = delay
+    return out
+
+
+class AgentGroup:
+    """An agent group -- (agent type, group name) -- on the experiment's nodes."""
+
+    def __init__(self, experiment: Experiment, agent_type: str, group: str) -> None:
+        self.experiment = experiment
+        self.agent_type = agent_type
+        self.group = group
+
+    def __repr__(self) -> str:
+        return f"AgentGroup({self.agent_type!r}, {self.group!r})"
+
+    def set(self, variables: dict[str, Any] | None = None, *, target: Any = None,
+            timeout: float | None = None, at: float | None = None, delay: float | None = None,
+            check: bool = True, **more: Any) -> Result:
+        """Set variables (a dict and/or keywords); values may be per-node tables."""
+        merged = dict(variables or {}, **more)
+        return self.experiment.set(self.agent_type, self.group, merged, target=target,
+                                   timeout=timeout, at=at, delay=delay, check=check)
+
+    def command(self, command: str, args: dict[str, Any] | None = None, **options: Any) -> Result:
+        return self.experiment.command(self.agent_type, self.group, command, args, **options)
+
+    def start(self, **options: Any) -> Result:
+        return self.command("START", **options)
+
+    def stop(self, **options: Any) -> Result:
+        return self.command("STOP", **options)
+
+    # SEER's spelling.
+    Set = set
+    Start = start
+    Stop = stop
+
+
+_default_experiment: Experiment | None = None
+
+
+def Agent(agent_type: str, group: str, experiment: Experiment | None = None) -> AgentGroup:
+    """SEER-style ``Agent('HTTP', 'web1')`` on the default experiment (from the environment)."""
+    global _default_experiment
+    if experiment is None:
+        if _default_experiment is None:
+            _default_experiment = Experiment()
+        experiment = _default_experiment
+    return experiment.agent(agent_type, group)

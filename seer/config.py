@@ -1,0 +1,230 @@
+"""Settings for `seer controller` and `seer daemon`: flags over a TOML file.
+
+Every setting has a type, a documented default and a help line; the same
+table makes the command-line flags, reads the optional TOML file (stdlib
+``tomllib``) and writes the operator's guide.  Precedence: flag, then file,
+then default.  A missing key takes its default; an unknown key or a value of
+the wrong type is a start-up error naming the key, the file and what was
+expected -- never a crash half-way through start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message says what to fix."""
+
+
+def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what} {text!r} must be HOST:PORT, e.g. 127.0.0.1:7700")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: port {port!r} is not a number") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{what} {text!r}: port {number} is out of range")
+    return host, number
+
+
+def _to_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("an integer")
+    if isinstance(value, str):
+        value = int(value)
+    if not isinstance(value, int):
+        raise TypeError("an integer")
+    return value
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError("a number")
+    result = float(value)
+    if not math.isfinite(result):
+        raise TypeError("a finite number")
+    return result
+
+
+def _to_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise TypeError("a list of strings")
+
+
+def _to_table(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):  # from repeated KEY=VALUE flags
+        table = {}
+        for item in value:
+            key, sep, val = str(item).partition("=")
+            if not sep or not key:
+                raise TypeError("KEY=VALUE pairs")
+            table[key] = val
+        return table
+    raise TypeError("a table of strings")
+
+
+def _to_hostport(value: Any) -> str:
+    parse_hostport(_to_str(value))
+    return value
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "list": _to_list,
+    "table": _to_table,
+    "hostport": _to_hostport,
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: str
+    default: Any
+    help: str
+    minimum: float | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    def convert(self, value: Any, where: str) -> Any:
+        try:
+            result = _CONVERT[self.type](value)
+        except (TypeError, ValueError) as e:
+            expected = str(e) if isinstance(e, TypeError) else f"a valid {self.type}"
+            raise ConfigError(f"{where}: {self.key} must be {expected}, got {value!r}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {self.key}: {e}") from None
+        if self.minimum is not None and result < self.minimum:
+            raise ConfigError(f"{where}: {self.key} must be at least {self.minimum}, got {result}")
+        return result
+
+
+CONTROLLER_SETTINGS = [
+    Setting("name", "str", "controller", "name of this controller in logs and reports"),
+    Setting("listen", "hostport", "127.0.0.1:7700",
+            "HOST:PORT of the mutual-TLS listener for daemons and clients"),
+    Setting("group", "hostport", "239.255.77.1:7701",
+            "multicast GROUP:PORT the experiment's commands are sent to"),
+    Setting("interface", "str", "127.0.0.1",
+            "address or name of the control interface multicast leaves by (TTL 1)"),
+    Setting("certs", "str", "certs", "folder made by `seer certs init`"),
+    Setting("state_dir", "str", "state/controller",
+            "folder for checkpoints and the send journal"),
+    Setting("nodefile", "str", "",
+            "file listing the experiment's nodes, one per line, so nodes that never "
+            "registered can be named"),
+    Setting("required", "list", [], "nodes that clients may wait for (seer nodes --wait)"),
+    Setting("ping_interval", "float", 1.0,
+            "seconds between PINGs when idle (nodes notice a lost last message)", 0.01),
+    Setting("retire_after", "float", 120.0,
+            "seconds a sent datagram stays available for repairs", 1.0),
+    Setting("checkpoint_interval", "float", 5.0, "seconds between checkpoints", 0.1),
+    Setting("update_interval", "float", 1.0, "seconds between status updates to sinks", 0.1),
+    Setting("default_timeout", "float", 10.0,
+            "seconds a client waits for outcomes unless it says otherwise", 0.1),
+]
+
+DAEMON_SETTINGS = [
+    Setting("name", "str", "",
+            "this node's name (default: the host name without its domain)"),
+    Setting("controller", "hostport", "127.0.0.1:7700", "HOST:PORT of the controller"),
+    Setting("group", "hostport", "239.255.77.1:7701", "multicast GROUP:PORT to join"),
+    Setting("interface", "str", "127.0.0.1",
+            "address or name of the control interface to join the group on"),
+    Setting("certs", "str", "certs", "folder made by `seer certs init`"),
+    Setting("agent_dirs", "list", [], "extra folders of agent modules"),
+    Setting("attributes", "table", {}, "KEY=VALUE attributes, e.g. role=router"),
+    Setting("labels", "list", [], "extra names other nodes may target with has:LABEL"),
+    Setting("addresses", "list", [],
+            "experiment addresses of this node (default: every address not on the "
+            "control interface or loopback)"),
+    Setting("workdir", "str", "", "folder for agent logs and files (default: state/<name>)"),
+    Setting("rx_drop", "float", 0.0,
+            "fault injection: fraction of received multicast datagrams to drop", 0.0),
+    Setting("rx_drop_seed", "int", 0, "seed for rx_drop, for repeatable runs"),
+]
+
+
+def add_flags(parser: argparse.ArgumentParser, settings: list[Setting]) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (flags win)")
+    for s in settings:
+        kwargs: dict[str, Any] = {
+            "dest": s.key,
+            "default": None,
+            "help": f"{s.help} (default: {s.default!r})",
+        }
+        if s.type in ("list", "table"):
+            kwargs["action"] = "append"
+            kwargs["metavar"] = "KEY=VALUE" if s.type == "table" else "VALUE"
+        else:
+            kwargs["metavar"] = s.type.upper() if s.type != "hostport" else "HOST:PORT"
+        parser.add_argument(s.flag, **kwargs)
+
+
+def load(settings: list[Setting], path: str | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """Resolve every setting: flags, then the TOML file, then defaults."""
+    known = {s.key: s for s in settings}
+    from_file: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                from_file = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        unknown = sorted(set(from_file) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+    result = {}
+    for key, setting in known.items():
+        flag_value = flags.get(key)
+        if flag_value is not None:
+            if setting.type == "list":
+                flag_value = [v for item in flag_value for v in _to_list(item)]
+            result[key] = setting.convert(flag_value, f"flag {setting.flag}")
+        elif key in from_file:
+            result[key] = setting.convert(from_file[key], str(path))
+        else:
+            result[key] = setting.default
+    return result
+
+
+def read_nodefile(path: str) -> list[str]:
+    """Node names from a node list: one per line, '#' comments, blank lines ok."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read node file {path}: {e.strerror}") from None
+    names = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.extend(line.split())
+    return names

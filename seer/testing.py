@@ -1,0 +1,111 @@
+"""Test doubles for SEER and for agent authors' own tests.
+
+Twisted's ``MemoryReactorClock`` has no multicast; :class:`FakeReactor` adds
+a recording multicast port, so a controller or daemon can be driven without
+sockets, on a clock the test moves.  :class:`FakeSession` stands in for a TLS
+connection: it records the frames sent to the peer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import succeed
+from twisted.internet.testing import MemoryReactorClock
+
+from seer.tls import Identity
+from seer.wire import Frame, FrameDecoder
+
+
+class _FakeSocket:
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+
+class FakeMulticastPort:
+    """Records what a DatagramProtocol writes and which groups it joins."""
+
+    def __init__(self, port: int, protocol: Any, interface: str) -> None:
+        self.port = port or 40000
+        self.protocol = protocol
+        self.interface = interface
+        self.written: list[tuple[bytes, tuple[str, int]]] = []
+        self.groups: list[tuple[str, str]] = []
+        self.ttl: int | None = None
+        self.outgoing_interface: str | None = None
+        self.loopback: bool | None = None
+        self.socket = _FakeSocket()
+        self.listening = True
+        protocol.transport = self
+        protocol.doStart()
+
+    def write(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.written.append((data, addr))
+
+    def setTTL(self, ttl: int) -> None:
+        self.ttl = ttl
+
+    def setLoopbackMode(self, mode: bool) -> None:
+        self.loopback = bool(mode)
+
+    def setOutgoingInterface(self, address: str):
+        self.outgoing_interface = address
+        return succeed(1)
+
+    def joinGroup(self, group: str, interface: str = ""):
+        self.groups.append((group, interface))
+        return succeed(1)
+
+    def stopListening(self) -> None:
+        if self.listening:
+            self.listening = False
+            self.protocol.doStop()
+
+    def take(self) -> list[bytes]:
+        """The datagrams written since the last take."""
+        out = [d for d, _ in self.written]
+        self.written.clear()
+        return out
+
+
+class FakeReactor(MemoryReactorClock):
+    """MemoryReactorClock plus recording multicast ports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multicast: list[FakeMulticastPort] = []
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "",
+                        maxPacketSize: int = 8192, listenMultiple: bool = False) -> FakeMulticastPort:
+        fake = FakeMulticastPort(port, protocol, interface)
+        self.multicast.append(fake)
+        return fake
+
+
+class FakeSession:
+    """Stands in for a verified TLS session; records frames sent to the peer."""
+
+    def __init__(self, name: str, role: str, peer: str = "127.0.0.1:50000") -> None:
+        self.identity = Identity(name, role)
+        self.peer = peer
+        self.state: dict[str, Any] = {}
+        self.sent: list[Frame] = []
+        self.closed = False
+
+    def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
+        if not self.closed:
+            self.sent.append(Frame(header, blob))
+
+    def send_raw(self, data: bytes) -> None:
+        if not self.closed:
+            self.sent.extend(FrameDecoder().feed(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def of_type(self, frame_type: str) -> list[Frame]:
+        return [f for f in self.sent if f.type == frame_type]
+
+    def take(self) -> list[Frame]:
+        out, self.sent = self.sent, []
+        return out
