@@ -133,7 +133,7 @@ class CheckpointStore:
         if len(checkpoints) <= self.keep:
             return
         oldest_kept = checkpoints[-self.keep][0]
-        for seq, path in checkpoints[: -self.keep]:
+        for _, path in checkpoints[: -self.keep]:
             path.unlink(missing_ok=True)
         for seq, path in _numbered(self.directory, _JOURNAL):
             if seq < oldest_kept:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from twisted.application import service
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet import endpoints, task
+from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -171,10 +171,10 @@ class NodeDaemon(service.MultiService):
 
     def stopService(self) -> Deferred:
         self.scheduler.cancel()
+        self._flush_report()
         for call in (self._report_call, self._repair_call, self._stats_call):
             if call is not None and call.active():
                 call.cancel()
-        self._flush_report()
         d = self.dispatcher.stop_all()
         d.addBoth(lambda _: super(NodeDaemon, self).stopService())
         if self._multicast_port is not None:

@@ -106,7 +106,7 @@ class Dispatcher:
         while queue:
             d = maybeDeferred(queue[0])
             finished: list[bool] = []
-            d.addBoth(lambda _: finished.append(True))
+            d.addBoth(lambda _, done=finished: done.append(True))
             if not finished:
                 d.addBoth(lambda _: self._resume(key))
                 return

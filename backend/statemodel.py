@@ -44,6 +44,8 @@ class _Assignment:
     value: Any
     serial: int
     at: float
+    #: Whether the entries this one covers were already dropped.
+    pruned: bool = False
 
     @property
     def order(self) -> tuple[float, int]:
@@ -57,11 +59,21 @@ class _GroupModel:
     run: list[_Assignment] = field(default_factory=list)
 
 
-def _record(history: list[_Assignment], entry: _Assignment) -> None:
-    history[:] = [
-        a for a in history if not (_covers(entry.nodes, a.nodes) and a.order <= entry.order)
-    ]
+def _record(history: list[_Assignment], entry: _Assignment, now: float) -> None:
+    """Add ``entry``; drop what a later, already effective entry covers.
+
+    An entry scheduled for later hides nothing until its time, so it only
+    prunes others once it is effective (at a later call).
+    """
     history.append(entry)
+    # Only entries that became effective since the last call can hide more;
+    # each does so once, so recording stays linear in the history's length.
+    for b in [b for b in history if not b.pruned and b.at <= now]:
+        b.pruned = True
+        history[:] = [
+            a for a in history
+            if a is b or not (a.order < b.order and _covers(b.nodes, a.nodes))
+        ]
 
 
 def _latest_for(history: list[_Assignment], node: str, now: float) -> _Assignment | None:
@@ -93,10 +105,11 @@ class StateModel:
         group = self._groups.setdefault(key, _GroupModel())
         if message["type"] == "SET":
             for name, value in message["vars"].items():
-                _record(group.vars.setdefault(name, []), _Assignment(nodes, value, serial, at))
+                _record(group.vars.setdefault(name, []), _Assignment(nodes, value, serial, at),
+                        sent_at)
         else:
             command = {"command": message["command"], "args": message.get("args") or {}}
-            _record(group.run, _Assignment(nodes, command, serial, at))
+            _record(group.run, _Assignment(nodes, command, serial, at), sent_at)
 
     def snapshot_for(self, node: str, now: float) -> dict[str, Any]:
         """``groups``: each group's variables and run state for ``node`` now;
@@ -156,7 +169,7 @@ class StateModel:
         ]
 
     @classmethod
-    def from_json(cls, data: list[dict[str, Any]]) -> "StateModel":
+    def from_json(cls, data: list[dict[str, Any]]) -> StateModel:
         def entries(raw: list[list[Any]]) -> list[_Assignment]:
             return [
                 _Assignment(None if nodes is None else frozenset(nodes), value, serial, at)

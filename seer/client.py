@@ -62,7 +62,7 @@ class RequestRefused(SeerError):
 class CommandFailed(SeerError):
     """At least one targeted node failed or did not confirm."""
 
-    def __init__(self, result: "Result") -> None:
+    def __init__(self, result: Result) -> None:
         super().__init__(result.problem_summary())
         self.result = result
 
@@ -257,7 +257,7 @@ class Connection:
         self._sock.settimeout(timeout)
         try:
             data = self._sock.recv(1 << 16)
-        except socket.timeout:
+        except TimeoutError:
             if quiet_timeout:
                 return
             raise ControllerUnreachable(f"the controller at {self.address} stopped answering") from None
@@ -289,7 +289,7 @@ class Experiment:
         self.connection = Connection(controller, certs, identity)
         self.timeout = timeout
 
-    def __enter__(self) -> "Experiment":
+    def __enter__(self) -> Experiment:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -320,12 +320,12 @@ class Experiment:
     def status(self) -> dict[str, Any]:
         return self.connection.request({"type": "STATUS"}).header
 
-    def agent(self, agent_type: str, group: str) -> "AgentGroup":
+    def agent(self, agent_type: str, group: str) -> AgentGroup:
         return AgentGroup(self, agent_type, group)
 
     # -- messages --------------------------------------------------------------------
 
-    def _submit(self, header: dict[str, Any], what: str, timeout: float | None) -> "Pending":
+    def _submit(self, header: dict[str, Any], what: str, timeout: float | None) -> Pending:
         timeout = self.timeout if timeout is None else timeout
         header = dict(header, timeout=timeout)
         wait = timeout + RESULT_MARGIN + (header.get("delay") or 0)
@@ -335,7 +335,7 @@ class Experiment:
     def submit_command(self, agent_type: str, group: str, command: str,
                        args: dict[str, Any] | None = None, *, target: Any = None,
                        timeout: float | None = None, at: float | None = None,
-                       delay: float | None = None) -> "Pending":
+                       delay: float | None = None) -> Pending:
         """Send a command without waiting; ``.result()`` waits for its outcomes.
 
         Many commands can be in flight at once on one connection.
@@ -347,7 +347,7 @@ class Experiment:
 
     def submit_set(self, agent_type: str, group: str, variables: dict[str, Any], *,
                    target: Any = None, timeout: float | None = None, at: float | None = None,
-                   delay: float | None = None) -> "Pending":
+                   delay: float | None = None) -> Pending:
         """Send a SET without waiting; ``.result()`` waits for its outcomes."""
         header = {"type": "SET", "agent": agent_type, "group": group, "vars": variables,
                   "target": target}

@@ -136,7 +136,7 @@ class LocalExperiment:
             *self.common_daemon_args, *self.daemon_args.get(name, []),
         ])
 
-    def start(self, timeout: float = 60.0) -> "LocalExperiment":
+    def start(self, timeout: float = 60.0) -> LocalExperiment:
         self.make_certs()
         self.start_controller()
         for name in self.nodes:
@@ -204,7 +204,7 @@ class LocalExperiment:
             return "(no log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def __enter__(self) -> "LocalExperiment":
+    def __enter__(self) -> LocalExperiment:
         try:
             return self.start()
         except BaseException:

@@ -169,7 +169,7 @@ class Var:
         return {"name": self.name, "type": self.type, "default": default, "help": self.help}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Var":
+    def from_json(cls, data: dict[str, Any]) -> Var:
         return cls(data["name"], data.get("type", "string"), data.get("default"),
                    data.get("help", ""))
 

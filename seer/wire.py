@@ -259,7 +259,7 @@ class VerifyingKeys:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "VerifyingKeys":
+    def from_json(cls, data: dict[str, Any]) -> VerifyingKeys:
         try:
             hmac_key = bytes.fromhex(data["hmac_key"])
             public = Ed25519PublicKey.from_public_bytes(
@@ -280,7 +280,7 @@ class SigningKeys:
     private_key: Ed25519PrivateKey
 
     @classmethod
-    def generate(cls) -> "SigningKeys":
+    def generate(cls) -> SigningKeys:
         import os
 
         return cls(os.urandom(32), Ed25519PrivateKey.generate())

@@ -1,0 +1,46 @@
+"""Shared fixtures: certificates, fake reactors, and a reactor-hygiene check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seer import certs
+
+TESTS = Path(__file__).resolve().parent
+TEST_AGENTS = TESTS / "agents"
+
+
+@pytest.fixture(scope="session")
+def certs_dir(tmp_path_factory) -> Path:
+    """One experiment CA with nodes n1..n30, two experimenters."""
+    root = tmp_path_factory.mktemp("certs")
+    certs.init(root, [f"n{i}" for i in range(1, 31)], ["alice", "bob"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def foreign_certs_dir(tmp_path_factory) -> Path:
+    """Another experiment's CA, with a node called n1 and an experimenter alice."""
+    root = tmp_path_factory.mktemp("foreign-certs")
+    certs.init(root, ["n1"], ["alice"], experiment="other")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def global_reactor_left_clean():
+    """Fail a test that leaves timers on the global reactor, as trial would."""
+    from twisted.internet import reactor
+
+    before = set(reactor.getDelayedCalls())
+    yield
+    leftover = [c for c in reactor.getDelayedCalls() if c not in before and c.active()]
+    for call in leftover:
+        call.cancel()
+    assert not leftover, f"test left delayed calls on the reactor: {leftover}"
+
+
+def pytest_collection_modifyitems(config, items):
+    # End-to-end tests run after unit tests, so a quick failure shows first.
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -1,0 +1,62 @@
+"""Helpers for end-to-end tests: real processes, real multicast on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from pathlib import Path
+
+from conftest import TEST_AGENTS
+from seer.localrun import LocalExperiment
+
+
+def lab_for(tmp_path: Path, certs_dir: Path, n: int, **options) -> LocalExperiment:
+    options.setdefault("common_daemon_args", ["--agent-dirs", str(TEST_AGENTS)])
+    return LocalExperiment(tmp_path, [f"n{i}" for i in range(1, n + 1)], certs=certs_dir, **options)
+
+
+def records(lab: LocalExperiment, node: str, group: str = "g") -> list[dict]:
+    path = lab.workdir / "nodes" / node / f"RECORDER-{group}" / "records.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def recorded_numbers(lab: LocalExperiment, node: str, group: str = "g") -> list:
+    return [r["i"] for r in records(lab, node, group) if "i" in r]
+
+
+class GroupTap:
+    """The test's own member of the experiment's group on 127.0.0.1, to
+    capture real datagrams and to inject forged or replayed ones (TTL 1)."""
+
+    def __init__(self, lab: LocalExperiment) -> None:
+        self.address = (lab.group, lab.group_port)
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.rx.bind(self.address)
+        membership = struct.pack("4s4s", socket.inet_aton(lab.group), socket.inet_aton("127.0.0.1"))
+        self.rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        self.rx.settimeout(5)
+        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        self.tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+
+    def capture(self, predicate) -> bytes:
+        while True:
+            data, _ = self.rx.recvfrom(65535)
+            if predicate(data):
+                return data
+
+    def inject(self, data: bytes) -> None:
+        self.tx.sendto(data, self.address)
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+
+def node_stats(lab: LocalExperiment) -> dict[str, dict]:
+    with lab.experiment() as exp:
+        return {n["name"]: n.get("stats") or {} for n in exp.nodes()}

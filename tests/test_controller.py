@@ -1,0 +1,307 @@
+"""The controller as a router, driven with fake sessions on a fake reactor."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.defer import maybeDeferred
+
+from backend.controller import Controller
+from seer.testing import FakeReactor, FakeSession
+from seer.wire import KIND_MESSAGES, KIND_PING, Frame, VerifyingKeys, decode_datagram
+
+CATALOGUE = {
+    "NOOP": {"type": "NOOP", "nice": "", "menu": "Control", "commands": ["ECHO", "START", "STOP"],
+             "variables": [{"name": "NODES", "type": "nodelist", "default": None, "help": ""},
+                           {"name": "note", "type": "string", "default": "", "help": ""},
+                           {"name": "count", "type": "int", "default": 0, "help": ""}]},
+}
+
+
+def synchronous(function, *args):
+    return maybeDeferred(function, *args)
+
+
+def make_controller(reactor, certs_dir, state_dir, **options):
+    c = Controller(("239.255.1.1", 7701), "ctl", reactor=reactor, certs=certs_dir,
+                   state_dir=state_dir, blocking=synchronous, **options)
+    c.startService()
+    return c
+
+
+@pytest.fixture
+def lab(tmp_path, certs_dir):
+    reactor = FakeReactor()
+    reactor.advance(1_000_000)
+    c = make_controller(reactor, certs_dir, tmp_path / "state", nodefile=["n1", "n2", "n3", "n9"])
+    yield Lab(c, reactor)
+    if c.running:
+        c.stopService()
+
+
+class Lab:
+    def __init__(self, controller, reactor):
+        self.c = controller
+        self.reactor = reactor
+        self.sender = reactor.multicast[0]
+        self.keys = None
+
+    def register(self, name, epoch=0, serial=0, **info):
+        s = FakeSession(name, "node")
+        self.c.sessionOpened(s)
+        header = dict({"type": "INFO", "name": name, "agents": CATALOGUE, "epoch": epoch,
+                       "serial": serial}, **info)
+        self.c.frameReceived(s, Frame(header))
+        welcome = s.of_type("WELCOME")[0]
+        self.keys = VerifyingKeys.from_json(welcome.get("keys"))
+        return s
+
+    def client(self, name="alice"):
+        s = FakeSession(name, "experimenter")
+        self.c.sessionOpened(s)
+        return s
+
+    def request(self, session, header):
+        self.c.frameReceived(session, Frame(header))
+        self.reactor.advance(0)  # the per-turn flush
+
+    def datagrams(self):
+        return [decode_datagram(self.keys, d) for d in self.sender.take()]
+
+
+def command(**extra):
+    return dict({"type": "COMMAND", "id": 1, "agent": "NOOP", "group": "g", "command": "START"},
+                **extra)
+
+
+def test_multicast_is_ttl_1_on_the_configured_interface(lab):
+    assert lab.sender.ttl == 1
+    assert lab.sender.outgoing_interface == "127.0.0.1"
+
+
+def test_one_datagram_per_command_whatever_the_number_of_nodes(lab):
+    for i in range(1, 31):
+        lab.register(f"n{i}")
+    alice = lab.client()
+    lab.request(alice, command())
+    (datagram,) = lab.datagrams()
+    assert datagram.kind == KIND_MESSAGES and datagram.serial == 1
+    assert datagram.messages[0]["target"] == "*"
+    assert datagram.messages[0]["origin"] == "alice"
+    accepted = alice.of_type("ACCEPTED")[0]
+    assert accepted.get("serial") == 1 and len(accepted.get("nodes")) == 30
+    assert accepted.get("down") == []
+
+
+def test_commands_in_one_turn_share_a_datagram(lab):
+    lab.register("n1")
+    alice = lab.client()
+    for i in range(5):
+        lab.c.frameReceived(alice, Frame(command(id=i)))
+    lab.reactor.advance(0)
+    (datagram,) = lab.datagrams()
+    assert [s for s, _ in datagram.numbered()] == [1, 2, 3, 4, 5]
+    assert [f.get("serial") for f in alice.of_type("ACCEPTED")] == [1, 2, 3, 4, 5]
+
+
+def test_outcomes_come_back_as_one_result(lab):
+    n1, n2 = lab.register("n1"), lab.register("n2")
+    alice = lab.client()
+    lab.request(alice, command(target="n1,n2"))
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "ack": 1, "outcomes": [[1, "applied", None, None]]}))
+    assert alice.of_type("RESULT") == []
+    lab.c.frameReceived(n2, Frame({"type": "REPORT", "ack": 1,
+                                   "outcomes": [[1, "failed", "ValueError: x", None]]}))
+    (result,) = alice.of_type("RESULT")
+    assert result.get("outcomes") == {"n1": {"status": "applied"},
+                                      "n2": {"status": "failed", "error": "ValueError: x"}}
+    assert lab.c.nodes.get("n1").serial == 1
+
+
+def test_silent_and_down_nodes_are_named_at_the_timeout(lab):
+    lab.register("n1")
+    n2 = lab.register("n2")
+    alice = lab.client()
+    lab.request(alice, command(target="n1,n2,n9", timeout=5))
+    lab.c.sessionClosed(n2, None)
+    lab.reactor.advance(5)
+    outcomes = alice.of_type("RESULT")[0].get("outcomes")
+    assert outcomes["n1"] == {"status": "unconfirmed", "error": "no outcome within the timeout"}
+    assert "node is down" in outcomes["n2"]["error"]
+    assert outcomes["n9"]["error"] == "node never registered"
+    assert not lab.c.nodes.get("n2").up
+
+
+@pytest.mark.parametrize("header, message", [
+    (command(target="zz*"), "target term 'zz*' matches no node"),
+    (command(agent="HTTP"), "no targeted node has an agent of type 'HTTP'"),
+    (command(command="LAUNCH"), "NOOP has no command 'LAUNCH'"),
+    ({"type": "SET", "id": 1, "agent": "NOOP", "group": "g", "vars": {"count": "many"}},
+     "count: expected an integer"),
+    ({"type": "SET", "id": 1, "agent": "NOOP", "group": "g", "vars": {}}, "at least one"),
+    (command(group="bad group"), "group name must be"),
+    (command(timeout=-1), "timeout must be between"),
+    (command(time=1.0), "in the past"),
+    (command(args=[1, 2]), "args must be an object"),
+])
+def test_bad_requests_get_an_error_and_nothing_is_sent(lab, header, message):
+    lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, header)
+    (error,) = alice.of_type("ERROR")
+    assert message in error.get("error")
+    assert error.get("id") == 1
+    assert lab.sender.take() == [] and lab.c.comm.serial == 0
+
+
+def test_nodes_may_not_command_each_other(lab):
+    n1 = lab.register("n1")
+    lab.c.frameReceived(n1, Frame(command()))
+    assert "a node may not send COMMAND" in n1.of_type("ERROR")[0].get("error")
+    assert lab.c.comm.serial == 0
+
+
+def test_a_node_cannot_register_under_another_nodes_name(lab):
+    s = FakeSession("n1", "node")
+    lab.c.sessionOpened(s)
+    lab.c.frameReceived(s, Frame({"type": "INFO", "name": "n2"}))
+    assert "certificate is for node 'n1', not 'n2'" in s.of_type("ERROR")[0].get("error")
+    assert s.closed and not lab.c.nodes.get("n2").up
+
+
+def test_node_frames_before_info_are_refused(lab):
+    s = FakeSession("n1", "node")
+    lab.c.sessionOpened(s)
+    lab.c.frameReceived(s, Frame({"type": "REPORT", "ack": 5}))
+    assert "send INFO before REPORT" in s.of_type("ERROR")[0].get("error")
+
+
+def test_a_reconnecting_node_replaces_its_old_session(lab):
+    old = lab.register("n1")
+    new = lab.register("n1")
+    assert old.closed and not new.closed
+    lab.c.sessionClosed(old, None)
+    assert lab.c.nodes.get("n1").up
+
+
+def test_nack_is_answered_with_the_original_datagrams(lab):
+    n1 = lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, command(id=1))
+    lab.request(alice, command(id=2))
+    sent = lab.sender.take()
+    lab.c.frameReceived(n1, Frame({"type": "NACK", "ranges": [[1, 2]]}))
+    repairs = n1.of_type("REPAIR")
+    assert [r.blob for r in repairs] == sent
+
+
+def test_retired_serials_are_answered_with_a_snapshot(lab):
+    n1 = lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, {"type": "SET", "id": 1, "agent": "NOOP", "group": "g", "vars": {"note": "x"}})
+    lab.request(alice, command(id=2))
+    lab.reactor.advance(121)
+    lab.c.comm.retireSerials()
+    assert len(lab.c.comm.window) == 0
+    lab.c.frameReceived(n1, Frame({"type": "NACK", "ranges": [[1, 2]]}))
+    (snapshot,) = n1.of_type("SNAPSHOT")
+    assert snapshot.get("serial") == 2
+    assert snapshot.get("snapshot")["groups"] == [
+        {"agent": "NOOP", "group": "g", "vars": {"note": "x"}, "run": "running"}]
+
+
+def test_retirement_runs_by_itself(lab):
+    lab.register("n1")
+    lab.request(lab.client(), command())
+    assert len(lab.c.comm.window) == 1
+    lab.reactor.pump([10.0] * 14)
+    assert len(lab.c.comm.window) == 0
+
+
+def test_garbage_nack_ranges_are_refused(lab):
+    n1 = lab.register("n1")
+    lab.c.frameReceived(n1, Frame({"type": "NACK", "ranges": [[5, 2]]}))
+    assert "bad NACK range" in n1.of_type("ERROR")[0].get("error")
+
+
+def test_idle_experiment_is_pinged_with_the_current_serial(lab):
+    lab.register("n1")
+    lab.request(lab.client(), command())
+    lab.sender.take()
+    lab.reactor.advance(0.05)  # the tail ping after a burst
+    lab.reactor.advance(1.0)   # then the periodic one
+    pings = lab.datagrams()
+    assert pings and all(p.kind == KIND_PING and p.serial == 1 for p in pings)
+
+
+def test_welcome_gives_a_new_daemon_a_snapshot_and_a_known_one_repairs(lab):
+    lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, command())
+    fresh = lab.register("n2")
+    welcome = fresh.of_type("WELCOME")[0]
+    assert welcome.get("reset") and welcome.get("snapshot")["groups"][0]["run"] == "running"
+    epoch = welcome.get("epoch")
+    behind = lab.register("n3", epoch=epoch, serial=0)
+    welcome = behind.of_type("WELCOME")[0]
+    assert "snapshot" not in welcome.header and not welcome.get("reset")
+    assert welcome.get("serial") == 1
+
+
+def test_wait_replies_when_nodes_register_or_names_the_missing(lab):
+    alice = lab.client()
+    lab.request(alice, {"type": "WAIT", "id": 1, "nodes": ["n1", "n2"], "timeout": 10})
+    lab.register("n1")
+    assert alice.of_type("REPLY") == []
+    lab.register("n2")
+    assert alice.of_type("REPLY")[0].get("ok")
+    lab.request(alice, {"type": "WAIT", "id": 2, "nodes": ["n1", "n9"], "timeout": 10})
+    lab.reactor.advance(10)
+    reply = alice.of_type("REPLY")[1]
+    assert not reply.get("ok") and reply.get("never_registered") == ["n9"]
+
+
+def test_sinks_receive_agent_reports(lab):
+    n1 = lab.register("n1")
+    watcher = lab.client("bob")
+    lab.request(watcher, {"type": "SUBSCRIBE", "id": 1})
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "events": [
+        {"agent": "NOOP", "group": "g", "event": "started", "data": {}}]}))
+    (report,) = watcher.of_type("REPORT")
+    assert report.get("node") == "n1" and report.get("event") == "started"
+
+
+def test_restart_from_checkpoint_continues_serials(lab, tmp_path, certs_dir):
+    lab.register("n1")
+    alice = lab.client()
+    for i in range(3):
+        lab.request(alice, command(id=i))
+    epoch = lab.c.comm.epoch
+    lab.c.stopService()
+    again = make_controller(lab.reactor, certs_dir, tmp_path / "state")
+    assert (again.comm.epoch, again.comm.serial) == (epoch, 3)
+    assert again.nodes.get("n1").registered and not again.nodes.get("n1").up
+    again.stopService()
+
+
+def test_crash_without_checkpoint_replays_the_journal(lab, tmp_path, certs_dir):
+    lab.register("n1")
+    alice = lab.client()
+    for i in range(4):
+        lab.request(alice, command(id=i))
+    epoch = lab.c.comm.epoch
+    # No stopService: as after SIGKILL, only the journal knows serials 1-4.
+    lab.c.running = False
+    reactor = FakeReactor()
+    reactor.advance(1_000_010)
+    again = make_controller(reactor, certs_dir, tmp_path / "state")
+    assert (again.comm.epoch, again.comm.serial) == (epoch, 4)
+    # Replayed datagrams are still repairable, signed with the new keys.
+    n1 = FakeSession("n1", "node")
+    again.sessionOpened(n1)
+    again.frameReceived(n1, Frame({"type": "INFO", "name": "n1", "agents": CATALOGUE,
+                                   "epoch": epoch, "serial": 2}))
+    keys = VerifyingKeys.from_json(n1.of_type("WELCOME")[0].get("keys"))
+    again.frameReceived(n1, Frame({"type": "NACK", "ranges": [[3, 4]]}))
+    repaired = [decode_datagram(keys, f.blob) for f in n1.of_type("REPAIR")]
+    assert [s for d in repaired for s, _ in d.numbered()] == [3, 4]
+    again.stopService()

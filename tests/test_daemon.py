@@ -1,0 +1,248 @@
+"""The node daemon's pipeline, fed datagrams and frames on a fake reactor."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from backend.agent import Agent, Var
+from backend.agentloader import AgentRegistry
+from backend.daemon import NodeDaemon
+from seer.testing import FakeReactor, FakeSession
+from seer.wire import KIND_MESSAGES, KIND_PING, Frame, SigningKeys, encode_datagram
+
+EPOCH = 77
+
+
+class Tally(Agent):
+    AGENT_TYPE = "TALLY"
+    VARIABLES = [Var("label", "string", "", "")]
+    seen: list = []
+
+    def handleHIT(self, args):
+        Tally.seen.append((self.nodename, args.get("i"), self.getNodeVar("label")))
+
+    def handleSTART(self):
+        Tally.seen.append((self.nodename, "START", None))
+
+
+def hit(i, target="*", **extra):
+    return dict({"type": "COMMAND", "agent": "TALLY", "group": "g", "command": "HIT",
+                 "args": {"i": i}, "target": target}, **extra)
+
+
+class Node:
+    def __init__(self, reactor, certs_dir, tmp_path, **options):
+        Tally.seen.clear()
+        registry = AgentRegistry()
+        registry.add(Tally, "test")
+        self.reactor = reactor
+        self.keys = SigningKeys.generate()
+        self.d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=registry,
+                            workdir=tmp_path / "n1", **options)
+        self.d.startService()
+        self.session = FakeSession("seer-controller", "controller")
+
+    def connect(self, serial=0, **welcome):
+        self.d.sessionOpened(self.session)
+        header = dict({"type": "WELCOME", "epoch": EPOCH, "serial": serial,
+                       "keys": self.keys.verifying().to_json(), "ping_interval": 1.0}, **welcome)
+        self.d.frameReceived(self.session, Frame(header))
+        self.reactor.advance(0)
+        return self.session.take()
+
+    def datagram(self, serial, *messages, keys=None, epoch=EPOCH):
+        return encode_datagram(keys or self.keys, KIND_MESSAGES, epoch, serial, list(messages))
+
+    def send(self, data):
+        self.d.datagramReceived(data)
+        self.reactor.advance(0)
+
+    def reports(self):
+        return [f for f in self.session.take() if f.type == "REPORT"]
+
+    def outcomes(self):
+        return [o for r in self.reports() for o in r.get("outcomes") or []]
+
+
+@pytest.fixture
+def node(certs_dir, tmp_path):
+    reactor = FakeReactor()
+    reactor.advance(1000)
+    n = Node(reactor, certs_dir, tmp_path)
+    yield n
+    n.d.stopService()
+
+
+def test_joins_the_group_on_the_configured_interface(node):
+    (port,) = node.reactor.multicast
+    assert port.groups == [("239.255.77.1", "127.0.0.1")]
+    assert port.interface == "239.255.77.1"
+
+
+def test_registers_with_info(node):
+    node.d.sessionOpened(node.session)
+    (info,) = node.session.of_type("INFO")
+    assert info.get("name") == "n1" and info.get("epoch") == 0
+    assert "TALLY" in info.get("agents")
+
+
+def test_in_order_delivery_with_outcomes_and_cumulative_ack(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1), hit(2)))
+    assert Tally.seen == [("n1", 1, ""), ("n1", 2, "")]
+    (report,) = node.reports()
+    assert report.get("ack") == 2
+    assert report.get("outcomes") == [[1, "applied", None, None], [2, "applied", None, None]]
+
+
+def test_messages_for_other_nodes_advance_the_ack_without_dispatch(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1, target=["n2"])))
+    assert Tally.seen == []
+    node.reactor.advance(0.2)
+    (report,) = node.reports()
+    assert report.get("ack") == 1 and "outcomes" not in report.header
+
+
+def test_forged_datagram_is_never_dispatched(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1), keys=SigningKeys.generate()))
+    attacker = SigningKeys(node.keys.hmac_key, SigningKeys.generate().private_key)
+    node.send(node.datagram(1, hit(1), keys=attacker))
+    assert Tally.seen == []
+    assert node.d.counters["dropped_mac"] == 1
+    assert node.d.counters["dropped_signature"] == 1
+
+
+def test_replayed_datagram_is_never_dispatched_twice(node):
+    node.connect()
+    original = node.datagram(1, hit(1))
+    node.send(original)
+    node.send(original)
+    node.send(node.datagram(2, hit(2)))
+    node.send(original)
+    assert Tally.seen == [("n1", 1, ""), ("n1", 2, "")]
+    assert node.d.serializer.duplicates == 2
+
+
+def test_datagram_of_another_epoch_is_dropped(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1), epoch=EPOCH + 1))
+    assert Tally.seen == [] and node.d.counters["dropped_epoch"] == 1
+
+
+def test_garbage_is_dropped_and_counted(node):
+    node.connect()
+    for junk in (b"", b"SEER", b"x" * 500, b"SEER\x01\x01" + b"\x00" * 200):
+        node.send(junk)
+    assert Tally.seen == []
+    assert sum(v for k, v in node.d.counters.items() if k.startswith("dropped_")) == 4
+
+
+def test_gap_is_asked_for_and_filled_by_a_repair(node):
+    node.connect()
+    first, second, third = (node.datagram(i, hit(i)) for i in (1, 2, 3))
+    node.send(first)
+    node.send(third)
+    assert Tally.seen == [("n1", 1, "")]
+    (nack,) = node.session.of_type("NACK")
+    assert nack.get("ranges") == [[2, 2]]
+    node.d.frameReceived(node.session, Frame({"type": "REPAIR"}, second))
+    assert [i for _, i, _ in Tally.seen] == [1, 2, 3]
+    assert node.d.counters["repairs_received"] == 1
+
+
+def test_repair_is_asked_again_if_it_does_not_come(node):
+    node.connect()
+    node.send(node.datagram(2, hit(2)))
+    node.session.take()
+    node.reactor.advance(0.25)
+    assert [f.get("ranges") for f in node.session.of_type("NACK")] == [[[1, 1]]]
+
+
+def test_ping_reveals_a_lost_last_message(node):
+    node.connect()
+    node.send(encode_datagram(node.keys, KIND_PING, EPOCH, 3))
+    assert node.session.of_type("NACK")[0].get("ranges") == [[1, 3]]
+
+
+def test_datagrams_before_welcome_are_kept_and_used(node):
+    node.send(node.datagram(1, hit(1)))
+    assert Tally.seen == []
+    node.connect(serial=0)
+    assert Tally.seen == [("n1", 1, "")]
+
+
+def test_scheduled_message_waits_for_its_time(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1, time=1030.0), hit(2)))
+    assert [i for _, i, _ in Tally.seen] == [2]
+    node.reactor.advance(30)
+    assert [i for _, i, _ in Tally.seen] == [2, 1]
+
+
+def test_welcome_snapshot_restores_groups_and_is_reported(node):
+    frames = node.connect(serial=9, reset=True, snapshot={
+        "groups": [{"agent": "TALLY", "group": "g", "vars": {"label": "restored"}, "run": "running"}],
+        "scheduled": [[8, hit(99, target=["n1"], time=1010.0)]]})
+    assert Tally.seen == [("n1", "START", None)]
+    report = [f for f in frames if f.type == "REPORT"][-1]
+    assert report.get("snapshot") == 9 and report.get("ack") == 9
+    node.send(node.datagram(10, hit(10)))
+    assert Tally.seen[-1] == ("n1", 10, "restored")
+    node.reactor.advance(10)
+    assert Tally.seen[-1] == ("n1", 99, "restored")
+
+
+def test_snapshot_for_a_node_too_far_behind_skips_ahead(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1)))
+    node.send(node.datagram(5, hit(5)))
+    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 4,
+                                              "snapshot": {"groups": [], "scheduled": []}}))
+    assert [i for _, i, _ in Tally.seen] == [1, 5]
+    assert node.d.serializer.delivered_upto == 5
+
+
+def test_stale_snapshot_is_ignored(node):
+    node.connect()
+    node.send(node.datagram(1, hit(1), hit(2)))
+    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 1,
+                                              "snapshot": {"groups": [{"agent": "TALLY", "group": "g",
+                                                                       "vars": {"label": "old"}}]}}))
+    assert node.d.counters["stale_snapshots"] == 1
+    assert node.d.dispatcher.instances[("TALLY", "g")].getNodeVar("label") == ""
+
+
+def test_outcomes_wait_while_disconnected_and_go_after_reconnecting(node):
+    node.connect()
+    node.d.sessionClosed(node.session, Failure(ConnectionDone()))
+    node.send(node.datagram(1, hit(1)))
+    assert node.d.session is None
+    node.session = FakeSession("seer-controller", "controller")
+    frames = node.connect(serial=1)
+    assert [o[0] for f in frames if f.type == "REPORT" for o in f.get("outcomes") or []] == [1]
+
+
+def test_receive_path_drop_injects_loss(certs_dir, tmp_path):
+    reactor = FakeReactor()
+    n = Node(reactor, certs_dir, tmp_path, rx_drop=1.0)
+    n.connect()
+    n.send(n.datagram(1, hit(1)))
+    assert Tally.seen == [] and n.d.counters["rx_dropped"] == 1
+    n.d.stopService()
+
+
+def test_a_peer_that_is_not_the_controller_is_refused(node):
+    impostor = FakeSession("n2", "node")
+    node.d.sessionOpened(impostor)
+    assert impostor.closed and impostor.of_type("INFO") == []
+
+
+def test_stop_leaves_no_timer(node):
+    node.connect()
+    node.send(node.datagram(2, hit(2, time=5000.0)))
+    node.d.stopService()
+    assert [c for c in node.reactor.getDelayedCalls() if c.active()] == []

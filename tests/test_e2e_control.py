@@ -1,0 +1,175 @@
+"""End to end: a real controller and real daemons, multicast on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import TEST_AGENTS
+from e2e import GroupTap, lab_for, node_stats, recorded_numbers, records
+from seer.certs import CertDirectory
+from seer.tls import client_context
+from seer.wire import KIND_MESSAGES, SigningKeys, encode_datagram, encode_frame, peek_datagram_header
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lab10(tmp_path_factory, certs_dir):
+    lab = lab_for(tmp_path_factory.mktemp("lab10"), certs_dir, 10)
+    with lab:
+        yield lab
+
+
+def test_a_command_to_10_daemons_is_applied_on_all_10(lab10):
+    run = lab10.cli("start", "RECORDER", "g", "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert len(result["outcomes"]) == 10
+    assert {o["status"] for o in result["outcomes"].values()} == {"applied"}
+    assert all(records(lab10, f"n{i}")[-1] == {"event": "START"} for i in range(1, 11))
+
+
+def test_cli_prints_each_node_and_exits_nonzero_when_one_fails(lab10):
+    run = lab10.cli("command", "RECORDER", "g", "FAIL", "why=disk full", "--target", "n1,n2")
+    assert run.returncode == 1
+    assert "n1  failed: RuntimeError: disk full" in run.stdout
+    assert "2 failed" in run.stdout
+
+
+def test_bad_requests_are_refused_with_exit_2_and_nothing_sent(lab10):
+    with lab10.experiment() as exp:
+        before = exp.status()["serial"]
+    run = lab10.cli("set", "RECORDER", "g", "count=many")
+    assert run.returncode == 2 and "count: expected an integer, got 'many'" in run.stderr
+    run = lab10.cli("start", "RECORDER", "g", "--target", "web*")
+    assert run.returncode == 2 and "'web*' matches no node" in run.stderr
+    with lab10.experiment() as exp:
+        assert exp.status()["serial"] == before
+
+
+def test_agents_lists_types_and_reports_broken_modules(lab10):
+    run = lab10.cli("agents")
+    assert run.returncode == 0
+    assert "RECORDER -- Records every command it runs (tests) [Measurement]" in run.stdout
+    assert "count (int = 0): an integer, to test type checks" in run.stdout
+    assert "broken_import.py: ImportError: this agent module is broken on purpose" in run.stderr
+
+
+def test_nodes_lists_every_node_up(lab10):
+    run = lab10.cli("nodes", "--wait", "n1", "n10", "--timeout", "5")
+    assert run.returncode == 0
+    assert "10 of 10 node(s) up" in run.stdout
+    assert "all 2 awaited node(s) are up" in run.stdout
+
+
+def test_forged_and_replayed_datagrams_are_never_dispatched(lab10):
+    tap = GroupTap(lab10)
+    try:
+        with lab10.experiment() as exp:
+            pending = exp.submit_command("RECORDER", "replay", "RECORD", {"i": 1})
+            real = tap.capture(lambda d: peek_datagram_header(d)[0] == KIND_MESSAGES
+                               and b'"group":"replay"' in d)
+            pending.result()
+            epoch, serial = peek_datagram_header(real)[1:3]
+            forged = encode_datagram(SigningKeys.generate(), KIND_MESSAGES, epoch, serial + 1, [
+                {"type": "COMMAND", "agent": "RECORDER", "group": "replay", "command": "RECORD",
+                 "args": {"i": 666}, "target": "*"}])
+            tap.inject(forged)
+            tap.inject(real)
+            exp.command("RECORDER", "replay", "RECORD", {"i": 2})
+            time.sleep(1.2)  # let the daemons' counters reach the controller
+            exp.command("RECORDER", "replay", "RECORD", {"i": 3})
+    finally:
+        tap.close()
+    for i in range(1, 11):
+        assert recorded_numbers(lab10, f"n{i}", "replay") == [1, 2, 3]
+    stats = node_stats(lab10)
+    assert all(s.get("dropped_mac", 0) >= 1 for s in stats.values()), stats
+    assert all(s.get("duplicates", 0) >= 1 for s in stats.values()), stats
+
+
+def test_garbage_and_strangers_do_not_hurt_the_controller(lab10, certs_dir, foreign_certs_dir):
+    host, port = "127.0.0.1", lab10.port
+    # Plain TCP garbage, no TLS.
+    with socket.create_connection((host, port)) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n" * 10)
+    # A certificate from another experiment's CA is refused in the handshake.
+    foreign = CertDirectory(foreign_certs_dir)
+    context = client_context(foreign.ca.cert, foreign.experimenter("alice"))
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        with context.wrap_socket(socket.create_connection((host, port))) as s:
+            s.sendall(encode_frame({"type": "NODES", "id": 1}))
+            assert s.recv(100) == b""
+    # A legitimate experimenter sending garbage frames gets an ERROR and is closed.
+    ours = CertDirectory(certs_dir)
+    context = client_context(ours.ca.cert, ours.experimenter("alice"))
+    with context.wrap_socket(socket.create_connection((host, port)),
+                             server_hostname="seer-controller") as s:
+        s.sendall(b"\x00\x00\x00\x08garbage!")
+        reply = s.recv(4096)
+        assert b"bad frame" in reply
+    # A node certificate may not command.
+    context = client_context(ours.ca.cert, ours.node("n3"))
+    with context.wrap_socket(socket.create_connection((host, port)),
+                             server_hostname="seer-controller") as s:
+        s.sendall(encode_frame({"type": "COMMAND", "id": 1, "agent": "RECORDER",
+                                "group": "g", "command": "START"}))
+        assert b"a node may not send COMMAND" in s.recv(4096)
+    # Still serving.
+    run = lab10.cli("command", "RECORDER", "g", "RECORD", "i=5")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_1000_commands_under_20_percent_receive_loss_arrive_in_order_exactly_once(
+        tmp_path, certs_dir):
+    lab = lab_for(tmp_path, certs_dir, 10,
+                  common_daemon_args=["--agent-dirs", str(TEST_AGENTS), "--rx-drop", "0.2"])
+    with lab:
+        with lab.experiment() as exp:
+            started = time.monotonic()
+            pending = []
+            for i in range(1000):
+                pending.append(exp.submit_command("RECORDER", "g", "RECORD", {"i": i}, timeout=30))
+                if len(pending) >= 50:
+                    pending.pop(0).result()
+            for p in pending:
+                p.result()
+            elapsed = time.monotonic() - started
+        stats = node_stats(lab)
+    print(f"1000 commands to 10 daemons at 20% loss in {elapsed:.1f} s")
+    for i in range(1, 11):
+        assert recorded_numbers(lab, f"n{i}") == list(range(1000)), f"n{i}"
+    for name, s in stats.items():
+        assert s.get("rx_dropped", 0) > 0, (name, s)
+
+
+def test_controller_killed_and_restarted_continues_serials(tmp_path, certs_dir):
+    lab = lab_for(tmp_path, certs_dir, 5)
+    with lab:
+        with lab.experiment() as exp:
+            exp.agent("RECORDER", "g").set(label="before")
+            for i in range(5):
+                exp.command("RECORDER", "g", "RECORD", {"i": i})
+            before = exp.status()
+        lab.kill_controller(signal.SIGKILL)
+        lab.start_controller()
+        took = lab.wait_registered(timeout=60)
+        with lab.experiment() as exp:
+            after = exp.status()
+            result = exp.command("RECORDER", "g", "RECORD", {"i": 99})
+        assert after["epoch"] == before["epoch"]
+        assert after["serial"] == before["serial"]
+        assert result.serial == before["serial"] + 1
+        assert result.ok and len(result.outcomes) == 5
+        print(f"all 5 daemons re-registered {took:.1f} s after the restart")
+    for i in range(1, 6):
+        assert recorded_numbers(lab, f"n{i}") == [0, 1, 2, 3, 4, 99]
+        assert records(lab, f"n{i}")[-1]["label"] == "before"

@@ -1,0 +1,228 @@
+"""The wire codec: frames, datagrams, signatures, and garbage."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from seer import wire
+from seer.wire import (
+    KIND_MESSAGES,
+    KIND_PING,
+    MAX_DATAGRAM,
+    FrameDecoder,
+    SigningKeys,
+    VerifyingKeys,
+    WireError,
+    decode_datagram,
+    encode_datagram,
+    encode_frame,
+)
+
+KEYS = SigningKeys.generate()
+VERIFY = KEYS.verifying()
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20) \
+    | st.floats(allow_nan=False, allow_infinity=False)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+headers = st.dictionaries(st.text(max_size=10), json_values, max_size=5).map(
+    lambda d: dict(d, type="COMMAND")
+)
+
+
+def command(i: int = 0) -> dict:
+    return {"type": "COMMAND", "agent": "NOOP", "group": "g", "command": "START",
+            "args": {"i": i}, "target": "*"}
+
+
+# -- frames ---------------------------------------------------------------------
+
+
+def test_frame_round_trip_with_blob():
+    data = encode_frame({"type": "REPAIR", "id": 3}, b"\x00\xffblob")
+    (frame,) = FrameDecoder().feed(data)
+    assert frame.type == "REPAIR"
+    assert frame.get("id") == 3
+    assert frame.blob == b"\x00\xffblob"
+
+
+def test_frames_split_at_every_byte_boundary_reassemble():
+    data = encode_frame({"type": "A"}) + encode_frame({"type": "B"}, b"xy")
+    decoder = FrameDecoder()
+    frames = []
+    for i in range(len(data)):
+        frames += decoder.feed(data[i : i + 1])
+    assert [f.type for f in frames] == ["A", "B"]
+    assert decoder.buffered == 0
+
+
+def test_oversized_frame_is_refused_before_buffering_it():
+    decoder = FrameDecoder(max_frame=1000)
+    with pytest.raises(WireError) as e:
+        decoder.feed(struct.pack(">I", 1001))
+    assert e.value.reason == "oversized"
+
+
+def test_wrong_frame_version_is_refused():
+    data = bytearray(encode_frame({"type": "A"}))
+    data[4] = 99
+    with pytest.raises(WireError) as e:
+        FrameDecoder().feed(bytes(data))
+    assert e.value.reason == "version"
+
+
+def test_decoder_stays_failed_after_an_error():
+    decoder = FrameDecoder()
+    with pytest.raises(WireError):
+        decoder.feed(struct.pack(">IBI", 10, 1, 50) + b"x" * 5)
+    with pytest.raises(WireError):
+        decoder.feed(encode_frame({"type": "A"}))
+
+
+@pytest.mark.parametrize("payload", [b"[1,2]", b'{"no":"type"}', b"\xff\xfe", b"NaN", b'{"type":5}'])
+def test_frame_header_must_be_an_object_with_a_type(payload):
+    body = struct.pack(">BI", 1, len(payload)) + payload
+    with pytest.raises(WireError) as e:
+        FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+    assert e.value.reason == "body"
+
+
+def test_encode_frame_needs_a_type():
+    with pytest.raises(ValueError):
+        encode_frame({"id": 1})
+
+
+@given(headers, st.binary(max_size=100))
+def test_frame_round_trip_property(header, blob):
+    (frame,) = FrameDecoder().feed(encode_frame(header, blob))
+    assert frame.header == header
+    assert frame.blob == blob
+
+
+@given(st.lists(st.binary(max_size=64), max_size=8))
+@settings(max_examples=300)
+def test_frame_decoder_raises_only_wire_error_on_arbitrary_bytes(chunks):
+    decoder = FrameDecoder(max_frame=4096)
+    try:
+        for chunk in chunks:
+            for frame in decoder.feed(chunk):
+                assert isinstance(frame.header, dict) and isinstance(frame.type, str)
+    except WireError:
+        pass
+
+
+# -- datagrams ----------------------------------------------------------------------
+
+
+def test_datagram_round_trip_of_a_batch():
+    messages = [command(i) for i in range(3)]
+    datagram = encode_datagram(KEYS, KIND_MESSAGES, 7, 100, messages)
+    decoded = decode_datagram(VERIFY, datagram)
+    assert (decoded.kind, decoded.epoch, decoded.serial) == (KIND_MESSAGES, 7, 100)
+    assert decoded.numbered() == [(100, messages[0]), (101, messages[1]), (102, messages[2])]
+    assert decoded.last_serial == 102
+
+
+def test_ping_round_trip():
+    decoded = decode_datagram(VERIFY, encode_datagram(KEYS, KIND_PING, 7, 55, body={"t": 1.5}))
+    assert (decoded.kind, decoded.serial, decoded.body) == (KIND_PING, 55, {"t": 1.5})
+    assert decoded.messages == ()
+
+
+def test_forged_datagram_with_another_key_is_refused_by_its_mac():
+    forged = encode_datagram(SigningKeys.generate(), KIND_MESSAGES, 7, 1, [command()])
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, forged)
+    assert e.value.reason == "mac"
+
+
+def test_compromised_node_knowing_the_hmac_key_still_cannot_sign():
+    # A node holds the HMAC key but not the controller's signing key.
+    attacker = SigningKeys(KEYS.hmac_key, SigningKeys.generate().private_key)
+    forged = encode_datagram(attacker, KIND_MESSAGES, 7, 1, [command()])
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, forged)
+    assert e.value.reason == "signature"
+
+
+def test_any_flipped_bit_is_detected():
+    datagram = encode_datagram(KEYS, KIND_MESSAGES, 7, 1, [command()])
+    for position in (0, 5, 10, 30, len(datagram) - 40, len(datagram) - 1):
+        tampered = bytearray(datagram)
+        tampered[position] ^= 0x01
+        with pytest.raises(WireError):
+            decode_datagram(VERIFY, bytes(tampered))
+
+
+def test_truncated_and_oversized_datagrams_are_refused():
+    datagram = encode_datagram(KEYS, KIND_MESSAGES, 7, 1, [command()])
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, datagram[:20])
+    assert e.value.reason == "truncated"
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, b"SEER" + b"\x01" * (MAX_DATAGRAM + 10))
+    assert e.value.reason == "oversized"
+
+
+def test_wrong_version_datagram_is_refused():
+    datagram = bytearray(encode_datagram(KEYS, KIND_MESSAGES, 7, 1, [command()]))
+    datagram[4] = 2
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, bytes(datagram))
+    assert e.value.reason == "version"
+
+
+def test_signed_but_malformed_body_is_refused():
+    # Correctly signed, but a message of an unknown type.
+    bad = wire._seal(KEYS, KIND_MESSAGES, 7, 1, 1, b'[{"type":"REBOOT"}]')
+    with pytest.raises(WireError) as e:
+        decode_datagram(VERIFY, bad)
+    assert e.value.reason == "body"
+
+
+def test_message_too_large_for_a_datagram_is_refused_at_encoding():
+    with pytest.raises(ValueError, match="exceeds"):
+        encode_datagram(KEYS, KIND_MESSAGES, 7, 1, [dict(command(), args={"x": "y" * 70000})])
+
+
+def test_verifying_keys_travel_as_json():
+    again = VerifyingKeys.from_json(VERIFY.to_json())
+    datagram = encode_datagram(KEYS, KIND_PING, 1, 1)
+    assert decode_datagram(again, datagram).serial == 1
+    with pytest.raises(WireError):
+        VerifyingKeys.from_json({"hmac_key": "zz", "sign_key": "00"})
+
+
+@given(st.lists(st.fixed_dictionaries({"i": st.integers(0, 10**9), "s": st.text(max_size=30)}),
+                min_size=1, max_size=20),
+       st.integers(1, 2**63), st.integers(1, 2**60))
+def test_datagram_round_trip_property(payloads, epoch, serial):
+    messages = [dict(command(), args=p) for p in payloads]
+    decoded = decode_datagram(VERIFY, encode_datagram(KEYS, KIND_MESSAGES, epoch, serial, messages))
+    assert list(decoded.messages) == messages
+    assert (decoded.epoch, decoded.serial) == (epoch, serial)
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=500)
+def test_datagram_decoder_raises_only_wire_error_on_arbitrary_bytes(data):
+    try:
+        decode_datagram(VERIFY, data)
+    except WireError:
+        pass
+
+
+@given(st.binary(min_size=0, max_size=200))
+@settings(max_examples=300)
+def test_datagram_with_valid_header_and_random_rest_raises_only_wire_error(rest):
+    header = struct.pack(">4sBBQQH", b"SEER", 1, 1, 7, 1, 1)
+    try:
+        decode_datagram(VERIFY, header + rest)
+    except WireError:
+        pass
