@@ -83,6 +83,7 @@ class NodeDaemon(service.MultiService):
         server_name: str = CONTROLLER_NAME,
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.name = check_node_name(short_name(name or socket.gethostname()))
@@ -108,8 +109,12 @@ class NodeDaemon(service.MultiService):
         self.rx_drop = rx_drop
         self._drop_rng = random.Random(f"{rx_drop_seed}:{self.name}")
         self.server_name = server_name
-        self.retry_policy = backoffPolicy(retry_initial, retry_max, 2.0,
-                                          jitter=lambda: random.random() * retry_initial)
+        # Jitter spreads a thousand daemons' reconnections after a controller
+        # restart instead of having them arrive in the same millisecond.
+        self.retry_policy = backoffPolicy(
+            retry_initial, retry_max, 2.0,
+            jitter=jitter or (lambda: random.random() * retry_initial),
+        )
         self.epoch = 0
         self.keys: VerifyingKeys | None = None
         self.serializer = Serializer()

@@ -112,11 +112,11 @@ class Setting:
     def convert(self, value: Any, where: str) -> Any:
         try:
             result = _CONVERT[self.type](value)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {self.key}: {e}") from None
         except (TypeError, ValueError) as e:
             expected = str(e) if isinstance(e, TypeError) else f"a valid {self.type}"
             raise ConfigError(f"{where}: {self.key} must be {expected}, got {value!r}") from None
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {self.key}: {e}") from None
         if self.minimum is not None and result < self.minimum:
             raise ConfigError(f"{where}: {self.key} must be at least {self.minimum}, got {result}")
         return result

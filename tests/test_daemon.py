@@ -246,3 +246,30 @@ def test_stop_leaves_no_timer(node):
     node.send(node.datagram(2, hit(2, time=5000.0)))
     node.d.stopService()
     assert [c for c in node.reactor.getDelayedCalls() if c.active()] == []
+
+
+def test_reconnects_with_exponential_backoff(certs_dir, tmp_path):
+    from twisted.internet.error import ConnectionRefusedError
+
+    reactor = FakeReactor()
+    registry = AgentRegistry()
+    d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=registry,
+                   workdir=tmp_path, retry_initial=0.5, retry_max=4.0, jitter=lambda: 0.0)
+    d.startService()
+    attempts = []
+
+    def fail_latest():
+        host, port, factory, *_ = reactor.sslClients[-1]
+        attempts.append(reactor.seconds())
+        factory.clientConnectionFailed(reactor.connectors[-1], Failure(ConnectionRefusedError()))
+
+    fail_latest()
+    for _ in range(5):
+        before = len(reactor.sslClients)
+        while len(reactor.sslClients) == before:
+            reactor.advance(0.25)
+        fail_latest()
+    gaps = [round(b - a, 2) for a, b in zip(attempts, attempts[1:])]
+    assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert reactor.sslClients[0][:2] == ("127.0.0.1", 7700)
+    d.stopService()

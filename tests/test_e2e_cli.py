@@ -1,0 +1,88 @@
+"""The `seer` processes refuse bad set-up at once, with a message saying why."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def seer(*args, cwd=None, timeout=30):
+    return subprocess.run([sys.executable, "-m", "seer", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_help_explains_every_command():
+    run = seer("--help")
+    assert run.returncode == 0
+    for command in ("controller", "daemon", "certs", "nodes", "agents", "set", "start",
+                    "stop", "command", "status"):
+        assert command in run.stdout
+    assert "exit codes" in run.stdout
+    run = seer("set", "--help")
+    assert "VAR@NODE=VALUE" in run.stdout and "--target" in run.stdout
+
+
+def test_controller_with_an_unknown_config_key_stops_with_a_clear_error(tmp_path):
+    (tmp_path / "c.toml").write_text('ping_intervall = 1\n')
+    run = seer("controller", "--config", str(tmp_path / "c.toml"))
+    assert run.returncode == 2
+    assert "unknown setting(s) ping_intervall" in run.stderr
+
+
+def test_controller_without_certificates_says_how_to_make_them(tmp_path):
+    run = seer("controller", "--certs", str(tmp_path / "none"), "--state-dir", str(tmp_path / "s"))
+    assert run.returncode == 1
+    assert "seer certs init" in run.stderr
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_controller_on_a_busy_port_says_so(tmp_path, certs_dir):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = seer("controller", "--certs", str(certs_dir), "--state-dir", str(tmp_path / "s"),
+                   "--listen", f"127.0.0.1:{port}", "--group", "239.255.9.9:47001")
+    assert run.returncode == 1
+    assert "could not start" in run.stderr and "Address already in use" in run.stderr
+
+
+def test_daemon_on_an_unknown_interface_says_so(certs_dir):
+    run = seer("daemon", "--name", "n1", "--certs", str(certs_dir), "--interface", "nosuch0")
+    assert run.returncode == 1
+    assert "interface 'nosuch0' has no IPv4 address here" in run.stderr
+
+
+def test_daemon_refuses_a_unicast_group(certs_dir):
+    run = seer("daemon", "--name", "n1", "--certs", str(certs_dir), "--group", "10.0.0.1:7701")
+    assert run.returncode == 1
+    assert "not an IPv4 multicast address" in run.stderr
+
+
+def test_client_without_a_controller_exits_3(certs_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = seer("nodes", "--controller", f"127.0.0.1:{port}", "--certs", str(certs_dir),
+               "--identity", "alice")
+    assert run.returncode == 3 and "is `seer controller` running there?" in run.stderr
+
+
+def test_client_without_certificates_exits_2():
+    run = seer("nodes", "--certs", "/nonexistent")
+    assert run.returncode == 2 and "no experimenter certificate" in run.stderr
+
+
+def test_certs_init_writes_private_keys(tmp_path):
+    run = seer("certs", "init", "--dir", str(tmp_path / "c"), "--count", "3", "--experimenter", "eve")
+    assert run.returncode == 0, run.stderr
+    key = tmp_path / "c" / "nodes" / "node3.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "c" / "experimenters" / "eve.pem").exists()
+    run = seer("certs", "init", "--dir", str(tmp_path / "c"), "--nodes", "bad.name")
+    assert run.returncode == 2 and "not a valid node name" in run.stderr
