@@ -111,6 +111,8 @@ class Controller(service.MultiService):
         self._waiters: list[tuple[list[str], Callable[[], None]]] = []
         self._checkpoint_seq = 0
         self._checkpoint_running: Deferred | None = None
+        self._checkpointed: tuple[int, int] | None = None
+        self._registrations = 0
         self._last_update: Any = None
         self._handlers = {
             ("experimenter", "COMMAND"): self.handleCOMMAND,
@@ -252,6 +254,11 @@ class Controller(service.MultiService):
         if self._checkpoint_running is not None and not final:
             return succeed(None)
         self.comm.flush()
+        # Only serials and registrations need persisting; acks come back anew.
+        fingerprint = (self.comm.sent_serial, self._registrations)
+        if fingerprint == self._checkpointed and not final:
+            return succeed(None)
+        self._checkpointed = fingerprint
         state = {
             "epoch": self.comm.epoch,
             "serial": self.comm.sent_serial,
@@ -505,6 +512,7 @@ class Controller(service.MultiService):
         self.node_sessions[name] = sock
         sock.state["node"] = name
         record = self.nodes.register(info, self.clock.seconds(), sock.peer)
+        self._registrations += 1
         comm = self.comm
         comm.flush()
         current = comm.sent_serial

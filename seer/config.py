@@ -159,8 +159,9 @@ DAEMON_SETTINGS = [
     Setting("attributes", "table", {}, "KEY=VALUE attributes, e.g. role=router"),
     Setting("labels", "list", [], "extra names other nodes may target with has:LABEL"),
     Setting("addresses", "list", [],
-            "experiment addresses of this node (default: every address not on the "
-            "control interface or loopback)"),
+            "experiment addresses of this node (default: discovered with `ip addr`, "
+            "leaving out loopback and the control interface; none on a loopback control "
+            "interface)"),
     Setting("workdir", "str", "", "folder for agent logs and files (default: state/<name>)"),
     Setting("rx_drop", "float", 0.0,
             "fault injection: fraction of received multicast datagrams to drop", 0.0),
@@ -228,3 +229,19 @@ def read_nodefile(path: str) -> list[str]:
         if line:
             names.extend(line.split())
     return names
+
+
+def markdown_table(settings: list[Setting]) -> str:
+    """The settings as the Markdown table in docs/OPERATIONS.md."""
+    lines = ["| setting (TOML key) | flag | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in settings:
+        default = "(none)" if s.default in ("", [], {}) else f"`{s.default!r}`"
+        lines.append(f"| `{s.key}` | `{s.flag}` | {default} | {s.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print("## seer controller\n")
+    print(markdown_table(CONTROLLER_SETTINGS))
+    print("\n## seer daemon\n")
+    print(markdown_table(DAEMON_SETTINGS))

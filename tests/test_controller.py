@@ -305,3 +305,17 @@ def test_crash_without_checkpoint_replays_the_journal(lab, tmp_path, certs_dir):
     repaired = [decode_datagram(keys, f.blob) for f in n1.of_type("REPAIR")]
     assert [s for d in repaired for s, _ in d.numbered()] == [3, 4]
     again.stopService()
+
+
+def test_periodic_checkpoints_only_when_something_changed(lab, tmp_path):
+    state = tmp_path / "state"
+    count = lambda: len(list(state.glob("checkpoint-*.json")))  # noqa: E731
+    lab.reactor.advance(5)
+    first = sorted(state.glob("checkpoint-*.json"))[-1]
+    lab.reactor.pump([5.0] * 4)
+    assert sorted(state.glob("checkpoint-*.json"))[-1] == first
+    lab.register("n1")
+    lab.request(lab.client(), command())
+    lab.reactor.advance(5)
+    assert sorted(state.glob("checkpoint-*.json"))[-1] != first
+    assert count() <= 3

@@ -269,7 +269,7 @@ def test_reconnects_with_exponential_backoff(certs_dir, tmp_path):
         while len(reactor.sslClients) == before:
             reactor.advance(0.25)
         fail_latest()
-    gaps = [round(b - a, 2) for a, b in zip(attempts, attempts[1:])]
+    gaps = [round(b - a, 2) for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert reactor.sslClients[0][:2] == ("127.0.0.1", 7700)
     d.stopService()

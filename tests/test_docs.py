@@ -1,0 +1,83 @@
+"""The docs stay true: settings tables, agent examples, protocol constants."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from twisted.internet.task import Clock
+
+from backend import controller, daemon, serializer
+from backend.agent import AgentContext
+from backend.agentloader import AgentRegistry
+from backend.dispatcher import Dispatcher
+from seer import config, wire
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def blocks(text: str, tag: str) -> list[str]:
+    return re.findall(rf"```{tag}\n(.*?)```", text, re.S)
+
+
+def test_operators_guide_has_the_settings_tables_of_the_code():
+    guide = (DOCS / "OPERATIONS.md").read_text()
+    assert config.markdown_table(config.CONTROLLER_SETTINGS) in guide
+    assert config.markdown_table(config.DAEMON_SETTINGS) in guide
+
+
+def load_doc_agents(tmp_path) -> AgentRegistry:
+    guide = (DOCS / "AGENTS.md").read_text()
+    registry = AgentRegistry()
+    for i, code in enumerate(blocks(guide, "python agent")):
+        (tmp_path / f"doc_agent_{i}.py").write_text(code)
+    registry.load_directory(tmp_path)
+    assert registry.errors == []
+    return registry
+
+
+def test_agent_guide_examples_load_and_behave(tmp_path):
+    registry = load_doc_agents(tmp_path)
+    assert {"HELLO", "COUNTER"} <= set(registry.types)
+    clock = Clock()
+    outcomes, reports = [], []
+
+    def context(agent_type, group, node):
+        return AgentContext(node=node, agent_type=agent_type, group=group, reactor=clock,
+                            report=lambda event, data: reports.append((node, event, data)))
+
+    nodes = {n: Dispatcher(n, registry, lambda t, g, n=n: context(t, g, n),
+                           lambda *o, n=n: outcomes.append((n,) + o), clock)
+             for n in ("n1", "n2")}
+    for serial, message in enumerate([
+        {"type": "COMMAND", "agent": "HELLO", "group": "greeters", "command": "SAY"},
+        {"type": "SET", "agent": "COUNTER", "group": "c", "vars": {"step": {"*": 5, "n2": 100}}},
+        {"type": "COMMAND", "agent": "COUNTER", "group": "c", "command": "ADD", "args": {"times": 2}},
+        {"type": "COMMAND", "agent": "COUNTER", "group": "c", "command": "ADD", "args": {"times": -1}},
+    ], start=1):
+        for d in nodes.values():
+            d.dispatch(serial, dict(message, target="*"))
+    assert ("n1", "said", {"text": "hello from n1"}) in reports
+    assert ("n1", 3, "applied", None, {"total": 10}) in outcomes
+    assert ("n2", 3, "applied", None, {"total": 200}) in outcomes
+    failed = [o for o in outcomes if o[1] == 4]
+    assert all(o[2] == "failed" and "ValueError: times must not be negative" in o[3]
+               for o in failed)
+
+
+def test_agent_guide_testing_example_runs(tmp_path):
+    registry = load_doc_agents(tmp_path)
+    guide = (DOCS / "AGENTS.md").read_text()
+    (test_code,) = blocks(guide, "python")
+    exec(compile(test_code, "AGENTS.md", "exec"), {"Counter": registry.types["COUNTER"]})
+
+
+def test_protocol_document_states_the_codes_limits():
+    protocol = " ".join((DOCS / "PROTOCOL.md").read_text().split())
+    assert f"at most {wire.MAX_DATAGRAM:,} bytes" in protocol
+    assert f"length ≥ {wire.DATAGRAM_OVERHEAD}" in protocol
+    assert "≤ 16 MiB" in protocol and wire.MAX_FRAME == 16 * 1024 * 1024
+    assert f"more than {controller.MAX_REPAIR:,} are wanted" in protocol
+    assert f"at most {daemon.MAX_NACK_RANGES:,} ranges" in protocol
+    assert f"again after {serializer.Serializer().base_retry} s" in protocol
+    assert f"version {wire.PROTOCOL_VERSION}" in protocol
