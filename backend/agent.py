@@ -14,7 +14,7 @@ An agent is a Python class with a type name, typed variables and one
             self.report("said", text=self.getNodeVar("greeting"))
 
 The daemon creates one instance per (agent type, group) on demand, gives it
-its context (node name, group, reactor, reporting), and calls
+its context (node name, group, reactor, reporting, processes), and calls
 ``processArgs`` for SET and ``handleX`` for COMMAND X.  A handler may return
 None, a JSON-able dict (returned to the client as the outcome's result), or a
 Deferred of either; an exception fails that node's outcome with its message
@@ -23,19 +23,40 @@ and leaves everything else running.
 Variables are per node with ``'*'`` as the fallback, as in SEER:
 ``getNodeVar(key, node)`` and ``getNodeTable(key)``.  The ``NODES`` variable,
 when set, limits which nodes of the group take part in commands.
+
+Traffic generators use SEER's life cycle (:class:`TrafficAgent` wires it to
+START and STOP): ``TGStart`` runs ``serverExec`` on the nodes in ``servers``
+and ``launchTrafficController`` on the nodes in ``clients``; the traffic
+controller is a process of its own that calls ``clientInit`` once and then
+``clientOneLoop(spool, dpool, think, sizes)`` over and over -- pick a source
+and a destination from the address pools, ``clientExec(src, dst, size)``,
+wait the think time -- within the limits ``max_clients``, ``duration`` and
+``count``.  ``TGStop`` runs ``serverStop`` and stops every process the agent
+started.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import random
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from backend.addresspool import AddressPool, PoolAddress
+from backend.processes import ManagedProcess, ProcessManager, sweep, wait_for_port
+from seer.distributions import Distribution
 from seer.vartypes import Var, VarError, convert_vars
 
-__all__ = ["Agent", "AgentContext", "Var", "VarError", "MENUS"]
+__all__ = ["Agent", "TrafficAgent", "AgentContext", "AddressPool", "PoolAddress", "Var",
+           "VarError", "MENUS", "TRAFFIC_VARIABLES"]
 
 MENUS = ("Traffic", "Attack", "Measurement", "Control")
 
@@ -50,6 +71,24 @@ NODES_VAR = Var(
     "node the command targets)",
 )
 
+#: The variables of every traffic generator (TrafficAgent declares them).
+TRAFFIC_VARIABLES = [
+    Var("servers", "nodelist", [], "nodes that run the server side"),
+    Var("clients", "nodelist", [], "nodes that run the client loop"),
+    Var("think", "distribution", "expo(1)", "seconds between client launches on a node"),
+    Var("sizes", "distribution", "constant(1000)", "size of each client's transfer, bytes"),
+    Var("max_clients", "int", 10, "most clients running at once on a node"),
+    Var("duration", "float", 0, "seconds the client loop runs (0: until STOP)"),
+    Var("count", "int", 0, "clients each node launches in all (0: no limit)"),
+    Var("sources", "cidrlist", [],
+        "source addresses for clients (default: the client node's own experiment addresses)"),
+    Var("seed", "int", 0, "random seed for repeatable runs (0: a fresh one, reported)"),
+]
+
+
+def _no_table() -> Deferred:
+    return succeed({})
+
 
 @dataclass
 class AgentContext:
@@ -63,6 +102,19 @@ class AgentContext:
     stream: Callable[[str, Any], None] = lambda name, data: None
     node_info: dict[str, Any] = field(default_factory=dict)
     workdir: str = "."
+    #: Fires with {node: {"addresses": [...], ...}} for every node of the experiment.
+    node_table: Callable[[], Deferred] = _no_table
+    #: Tag that marks every process this agent starts (see backend.processes).
+    process_tag: str = ""
+    processes: ProcessManager | None = None
+
+    def process_manager(self) -> ProcessManager:
+        if self.processes is None:
+            self.processes = ProcessManager(
+                self.reactor, Path(self.workdir) / "agent.log",
+                self.process_tag or f"{self.node}/{self.agent_type}/{self.group}/{os.getpid()}",
+            )
+        return self.processes
 
 
 class Agent:
@@ -81,7 +133,12 @@ class Agent:
 
     def __init__(self) -> None:
         self.vars: dict[str, dict[str, Any]] = {}
+        #: The values as they came in the SETs, per node (what a traffic
+        #: controller process is given to convert again).
+        self.raw_vars: dict[str, Any] = {}
         self.context: AgentContext | None = None
+        #: Random numbers for this agent; seeded by ``seed`` in traffic agents.
+        self.rng = random.Random()
 
     # -- set-up by the runtime ------------------------------------------------
 
@@ -109,9 +166,11 @@ class Agent:
 
     @classmethod
     def declared_variables(cls) -> dict[str, Var]:
+        """NODES, then every class's VARIABLES from the base down (later wins)."""
         declared = {NODES_VAR.name: NODES_VAR}
-        for var in cls.VARIABLES:
-            declared[var.name] = var
+        for klass in reversed(cls.__mro__):
+            for var in vars(klass).get("VARIABLES", []):
+                declared[var.name] = var
         return declared
 
     @classmethod
@@ -126,7 +185,8 @@ class Agent:
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """The catalogue entry a daemon reports and `seer agents` prints."""
-        doc = inspect.getdoc(cls) or ""
+        # The class's own docstring only: an inherited one describes the base.
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
         return {
             "type": cls.AGENT_TYPE,
             "nice": cls.NICE_NAME or doc.split("\n", 1)[0],
@@ -145,6 +205,7 @@ class Agent:
         """
         converted = convert_vars(self.declared_variables(), args, self.AGENT_TYPE)
         self.vars.update(converted)
+        self.raw_vars.update(args)
 
     def configDone(self) -> Any:
         """Called after a SET has been applied; override to react."""
@@ -189,5 +250,174 @@ class Agent:
         if self.context:
             self.context.stream(name, data)
 
+    # -- processes ----------------------------------------------------------------
+
+    def spawn(self, argv: list[str], name: str | None = None, env: dict[str, str] | None = None,
+              path: str | None = None,
+              on_line: Callable[[int, bytes], bool] | None = None) -> ManagedProcess:
+        """Start a real process in its own process group; its output goes to
+        the agent's log (``on_line`` sees each line first), its exit code is
+        counted (see backend.processes)."""
+        return self.context.process_manager().spawn(argv, name=name, env=env, path=path,
+                                                    on_line=on_line)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the processes this agent started that are still running."""
+        manager = self.context.processes if self.context else None
+        return sorted(manager.running) if manager else []
+
+    def stopProcesses(self) -> Deferred:
+        """Stop every process this agent started, and anything they left behind.
+
+        SIGTERM to each process group, SIGKILL after a grace period, then a
+        sweep for stray processes carrying this agent's tag; fires when done.
+        """
+        manager = self.context.processes if self.context else None
+        if manager is None:
+            return succeed(None)
+        reactor = self.reactor
+
+        def sweep_strays(_: Any) -> Deferred:
+            return deferToThreadPool(reactor, reactor.getThreadPool(), sweep, manager.tag)
+
+        return manager.terminate_all().addCallback(sweep_strays)
+
+    def waitForPort(self, host: str, port: int, timeout: float = 10.0) -> Deferred:
+        """Fires once ``host:port`` accepts TCP connections (a server is up);
+        fails with TimeoutError after ``timeout`` seconds."""
+        return wait_for_port(self.reactor, host, port, timeout)
+
     def stop(self) -> Any:
-        """Called when the daemon shuts down; release everything."""
+        """Called when the daemon shuts down; override to release what you
+        hold (processes the agent started are stopped anyway)."""
+
+    def shutdown(self) -> Deferred:
+        """The daemon's shutdown: ``stop`` then every process."""
+        return maybeDeferred(self.stop).addBoth(lambda _: self.stopProcesses())
+
+    # -- traffic generation (SEER's life cycle) -----------------------------------------
+
+    def _role(self, key: str) -> bool:
+        return self.nodename in (self.getNodeVar(key) or [])
+
+    def TGStart(self) -> Deferred:
+        """serverExec on the nodes in ``servers``, launchTrafficController on
+        the nodes in ``clients``; the outcome says which ran here."""
+        started: dict[str, Any] = {"server": self._role("servers"), "clients": self._role("clients")}
+        d = maybeDeferred(self.serverExec) if started["server"] else succeed(None)
+        if started["clients"]:
+            d.addCallback(lambda _: self.launchTrafficController())
+            d.addCallback(lambda pid: started.update(traffic_controller=pid))
+        return d.addCallback(lambda _: started)
+
+    def TGStop(self) -> Deferred:
+        """serverStop, then stop every process the agent started."""
+        d = maybeDeferred(self.serverStop) if self._role("servers") else succeed(None)
+        return d.addBoth(lambda _: self.stopProcesses()).addCallback(lambda _: None)
+
+    def serverExec(self) -> Any:
+        """Start the server side (blank: override)."""
+
+    def serverStop(self) -> Any:
+        """Stop the server side (blank: TGStop stops the processes anyway)."""
+
+    def clientInit(self) -> Any:
+        """Called once in the traffic controller before the loop (blank)."""
+
+    def clientExec(self, src: PoolAddress, dst: PoolAddress, size: int) -> Any:
+        """Launch one client from ``src`` to ``dst`` moving ``size`` bytes (blank)."""
+
+    def clientOneLoop(self, spool: AddressPool, dpool: AddressPool, think: Distribution,
+                      sizes: Distribution) -> float:
+        """One turn of the client loop: random source and destination,
+        ``clientExec``, then the think time to wait (returned, in seconds)."""
+        src = spool.Random()
+        dst = dpool.Random()
+        self.clientExec(src, dst, max(0, int(sizes.sample(self.rng))))
+        return max(0.0, think.sample(self.rng))
+
+    def launchTrafficController(self) -> Deferred:
+        """Start the traffic-controller process for this node's clients.
+
+        It runs in its own session and process group, loads this agent's
+        class again, and loops ``clientOneLoop``; fires with its PID.
+        """
+        return self.context.node_table().addCallback(self._launch_with_table)
+
+    def _launch_with_table(self, table: dict[str, Any]) -> int:
+        servers = self.getNodeVar("servers") or []
+        destinations = {s: [f"{a}/32" if ":" not in a else f"{a}/128"
+                            for a in (table.get(s) or {}).get("addresses", [])]
+                        for s in servers}
+        destinations = {s: a for s, a in destinations.items() if a}
+        if not destinations:
+            raise ValueError(
+                f"no destination: the servers ({', '.join(servers) or 'none set'}) have no "
+                "experiment addresses; set `servers` to nodes with addresses"
+            )
+        own = self.getNodeVar("sources") or [
+            f"{a}/32" if ":" not in a else f"{a}/128"
+            for a in (table.get(self.nodename) or {}).get("addresses", [])
+        ]
+        if not own:
+            raise ValueError(f"no source address: {self.nodename} has no experiment "
+                             "addresses and `sources` is not set")
+        seed = self.getNodeVar("seed") or random.SystemRandom().randrange(1, 2**31)
+        workdir = Path(self.context.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "agent_type": self.AGENT_TYPE,
+            "source": getattr(type(self), "__seer_source__", None),
+            "node": self.nodename,
+            "group": self.group,
+            "vars": self.raw_vars,
+            "sources": {self.nodename: own},
+            "destinations": destinations,
+            "seed": seed,
+            "workdir": str(workdir),
+            "tag": self.context.process_manager().tag + "/clients",
+        }
+        if spec["source"] is None:
+            raise ValueError(f"{self.AGENT_TYPE} was not loaded from a module file or an "
+                             "entry point; the traffic controller cannot load it again")
+        path = workdir / "traffic-controller.json"
+        path.write_text(json.dumps(spec))
+        process = self.spawn([sys.executable, "-m", "backend.trafficcontroller", str(path)],
+                             name="traffic-controller", on_line=self._traffic_controller_line)
+        self.report("traffic_controller", pid=process.pid, seed=seed)
+        return process.pid
+
+    def _traffic_controller_line(self, fd: int, line: bytes) -> bool:
+        """The traffic controller's JSON lines become this agent's reports."""
+        if fd != 1 or not line.startswith(b"{"):
+            return False
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return False
+        if "event" in item:
+            self.report(str(item["event"]), **(item.get("data") or {}))
+        elif "stream" in item:
+            self.stream(str(item["stream"]), item.get("data"))
+        else:
+            return False
+        return True
+
+
+class TrafficAgent(Agent):
+    """A traffic generator: START is TGStart, STOP is TGStop.
+
+    Subclasses implement ``serverExec`` and ``clientExec`` (and may override
+    ``clientInit``, ``clientOneLoop``, ``serverStop``); their own VARIABLES
+    add to TRAFFIC_VARIABLES.
+    """
+
+    MENU = "Traffic"
+    VARIABLES = TRAFFIC_VARIABLES
+
+    def handleSTART(self) -> Deferred:
+        return self.TGStart()
+
+    def handleSTOP(self) -> Deferred:
+        return self.TGStop()

@@ -19,6 +19,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from backend.agent import MENUS, Agent
+from seer.wire import dumps
 
 log = Logger()
 
@@ -95,6 +96,8 @@ class AgentRegistry:
                 and value.__module__ == module_name
                 and value.AGENT_TYPE
             ):
+                # Where to load it again (a traffic controller process does).
+                value.__seer_source__ = {"file": str(path.resolve())}
                 if self.add(value, str(path)):
                     loaded.append(value.AGENT_TYPE)
         return loaded
@@ -120,8 +123,23 @@ class AgentRegistry:
                 self._error(source, _short_exception(e))
                 continue
             if self.add(cls, source):
+                cls.__seer_source__ = {"entry_point": ep.value}
                 loaded.append(cls.AGENT_TYPE)
         return loaded
+
+    def load_source(self, source: dict[str, str], agent_type: str) -> type[Agent]:
+        """Load an agent class again from its ``__seer_source__``."""
+        if "file" in source:
+            self.load_file(Path(source["file"]))
+        elif "entry_point" in source:
+            module_name, _, attribute = source["entry_point"].partition(":")
+            module = importlib.import_module(module_name)
+            cls = getattr(module, attribute)
+            cls.__seer_source__ = dict(source)
+            self.add(cls, source["entry_point"])
+        if self.errors:
+            raise ImportError(self.errors[-1].error)
+        return self.get(agent_type)
 
     def catalogue(self) -> dict[str, dict[str, Any]]:
         return {name: cls.describe() for name, cls in sorted(self.types.items())}
@@ -138,10 +156,16 @@ def _check_agent_class(cls: Any) -> str | None:
         return f"{cls.__name__} has no AGENT_TYPE"
     if cls.MENU not in MENUS:
         return f"{cls.__name__}.MENU is {cls.MENU!r}; use one of {', '.join(MENUS)}"
+    for var in cls.declared_variables().values():
+        if var.default is not None:
+            try:
+                var.convert(var.default)
+            except ValueError as e:
+                return f"{cls.__name__}: the default of {e}"
     try:
-        cls.declared_variables()
-    except Exception as e:
-        return f"{cls.__name__}.VARIABLES: {e}"
+        dumps(cls.describe())
+    except Exception as e:  # e.g. a default of float("inf"): INFO could not carry it
+        return f"{cls.__name__}: its description is not JSON ({e})"
     return None
 
 

@@ -52,6 +52,10 @@ class CheckpointError(Exception):
     """A state directory that cannot be used."""
 
 
+class JournalError(OSError):
+    """A journal record could not be written (disk full?); nothing was sent."""
+
+
 def _state_digest(state: dict[str, Any]) -> str:
     return hashlib.sha256(dumps(state)).hexdigest()
 
@@ -162,10 +166,27 @@ class Journal:
         self._file = os.fdopen(fd, "ab", buffering=0)
 
     def append(self, epoch: int, serial: int, sent_at: float, messages_json: bytes) -> None:
+        """Write one record completely, or raise JournalError and leave the
+        journal as it was (a torn record would hide every later one)."""
         payload = _RECORD_FIXED.pack(epoch, serial, sent_at) + messages_json
-        # One unbuffered write: once it returns the kernel has the record, so
-        # a SIGKILL afterwards cannot lose it.
-        self._file.write(_RECORD_HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
+        record = memoryview(_RECORD_HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
+        fd = self._file.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        written = 0
+        try:
+            # Unbuffered writes: once they return, the kernel has the record,
+            # so a SIGKILL afterwards cannot lose it.
+            while written < len(record):
+                n = os.write(fd, record[written:])
+                if not n:
+                    raise OSError("wrote nothing")
+                written += n
+        except OSError as e:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise JournalError(f"cannot append to {self.path}: {e}") from None
 
     def close(self) -> None:
         self._file.close()

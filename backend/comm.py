@@ -20,7 +20,7 @@ from typing import Any, Callable
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from backend.checkpoint import Journal
+from backend.checkpoint import Journal, JournalError
 from backend.multicast import MulticastSender
 from backend.retransmit import RetransmitWindow
 from backend.statemodel import NodeSet, StateModel
@@ -42,6 +42,8 @@ log = Logger()
 #: node that lost the burst's last datagram notices within this time instead
 #: of waiting for the periodic ping.
 TAIL_PING_DELAY = 0.05
+#: Seconds between attempts to write the journal after it failed.
+JOURNAL_RETRY = 1.0
 
 
 class MessageTooLarge(ValueError):
@@ -83,6 +85,8 @@ class CommWrapper:
         self.last_sent_at: float | None = None
         self.message_datagrams = 0
         self.ping_datagrams = 0
+        self.send_errors = 0
+        self.journal_errors = 0
         self._batch: list[tuple[int, bytes, Callable[[int], None] | None]] = []
         self._flush_call: IDelayedCall | None = None
         self._tail_ping: IDelayedCall | None = None
@@ -94,24 +98,31 @@ class CommWrapper:
         message: dict[str, Any],
         nodes: NodeSet,
         on_sent: Callable[[int], None] | None = None,
+        encoded: bytes | None = None,
     ) -> int:
         """Give ``message`` the next serial and queue it for this turn's datagram.
 
         ``nodes`` is who it is for (None: every node), for the snapshot
         model; ``on_sent(serial)`` runs once it has been journaled and sent.
         """
-        encoded = dumps(message)
-        if batch_size([encoded]) > MAX_DATAGRAM:
-            raise MessageTooLarge(
-                f"message of {len(encoded)} bytes does not fit in one datagram "
-                f"(limit {MAX_DATAGRAM - batch_size([])} bytes); send files with PUT"
-            )
+        if encoded is None:
+            encoded = self.check_size(message)
         self.serial += 1
         self.model.apply(self.serial, message, nodes, self.clock.seconds())
         self._batch.append((self.serial, encoded, on_sent))
         if self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self.flush)
         return self.serial
+
+    def check_size(self, message: dict[str, Any]) -> bytes:
+        """The encoded message; MessageTooLarge if it cannot fit a datagram."""
+        encoded = dumps(message)
+        if batch_size([encoded]) > MAX_DATAGRAM:
+            raise MessageTooLarge(
+                f"message of {len(encoded)} bytes does not fit in one datagram "
+                f"(limit {MAX_DATAGRAM - batch_size([])} bytes); send files with PUT"
+            )
+        return encoded
 
     def flush(self) -> None:
         """Send every queued message now, as few datagrams as fit."""
@@ -121,31 +132,67 @@ class CommWrapper:
         batch, self._batch = self._batch, []
         if not batch:
             return
+        chunks = []
         empty = batch_size([])
         start, size = 0, empty
         for i, (_, encoded, _) in enumerate(batch):
             if i > start and size + len(encoded) + 1 > MAX_DATAGRAM:
-                self._send_messages(batch[start:i])
+                chunks.append(batch[start:i])
                 start, size = i, empty
             size += len(encoded) + 1
-        self._send_messages(batch[start:])
+        chunks.append(batch[start:])
+        for n, chunk in enumerate(chunks):
+            if not self._send_messages(chunk):
+                # Keep the rest, in order, and try again shortly.
+                self._batch = [m for c in chunks[n:] for m in c] + self._batch
+                self._flush_call = self.clock.callLater(JOURNAL_RETRY, self.flush)
+                break
         self._arm_tail_ping()
 
-    def _send_messages(self, chunk: list[tuple[int, bytes, Callable[[int], None] | None]]) -> None:
+    @property
+    def held(self) -> int:
+        """Messages stamped but not yet sent."""
+        return len(self._batch)
+
+    def _send_messages(self, chunk: list[tuple[int, bytes, Callable[[int], None] | None]]) -> bool:
+        """Journal, then multicast, one datagram's messages.
+
+        If the journal cannot be written, nothing is sent and False returned:
+        the messages wait (their serials unseen by any node) and are tried
+        again, so a serial is never sent without being durable.  A failed
+        multicast send is only logged: the datagram is journaled and in the
+        window, and nodes repair it like any loss.
+        """
         first = chunk[0][0]
+        last = first + len(chunk) - 1
         payload = batch_payload([m for _, m, _ in chunk])
         now = self.clock.seconds()
         if self.journal is not None:
-            self.journal.append(self.epoch, first, now, payload)
+            try:
+                self.journal.append(self.epoch, first, now, payload)
+            except JournalError as e:
+                self.journal_errors += 1
+                log.critical("{error}; holding serials {first}-{last} until it works",
+                             error=str(e), first=first, last=last)
+                return False
         datagram = encode_batch(self.keys, self.epoch, first, len(chunk), payload)
-        self.sender.send(datagram)
-        self.message_datagrams += 1
-        self.window.add(first, first + len(chunk) - 1, datagram, now)
-        self.sent_serial = first + len(chunk) - 1
+        self.window.add(first, last, datagram, now)
+        self.sent_serial = last
         self.last_sent_at = now
+        try:
+            self.sender.send(datagram)
+            self.message_datagrams += 1
+        except Exception as e:
+            self.send_errors += 1
+            log.error("multicast send of serials {first}-{last} failed ({error}); "
+                      "nodes will repair it", first=first, last=last, error=str(e))
         for serial, _, on_sent in chunk:
             if on_sent is not None:
-                on_sent(serial)
+                try:
+                    on_sent(serial)
+                except Exception:
+                    log.failure("after sending serial {serial}", serial=serial)
+        return True
 
     def send(self, datagram: bytes) -> None:
         """Send message on the control network as is."""
@@ -153,14 +200,15 @@ class CommWrapper:
 
     def ping(self) -> None:
         """Multicast a PING carrying the current serial."""
-        self.sender.send(
-            encode_datagram(
-                self.keys, KIND_PING, self.epoch, self.sent_serial,
-                body={"t": self.clock.seconds()},
-            )
-        )
-        self.ping_datagrams += 1
+        datagram = encode_datagram(self.keys, KIND_PING, self.epoch, self.sent_serial,
+                                   body={"t": self.clock.seconds()})
         self.last_sent_at = self.clock.seconds()
+        try:
+            self.sender.send(datagram)
+            self.ping_datagrams += 1
+        except Exception as e:
+            self.send_errors += 1
+            log.error("multicast PING failed: {error}", error=str(e))
 
     def _arm_tail_ping(self) -> None:
         if self._tail_ping is not None and self._tail_ping.active():
@@ -231,4 +279,6 @@ class CommWrapper:
     def can_repair(self, first: int, last: int) -> bool:
         """Whether every serial first..last is still in the window."""
         oldest = self.window.oldest
-        return oldest is not None and first >= oldest and last <= self.sent_serial
+        if oldest is None or first < oldest or last > self.sent_serial:
+            return False
+        return all(self.window.get(s) is not None for s in range(first, last + 1))

@@ -28,9 +28,18 @@ from twisted.python.failure import Failure
 from backend.checkpoint import CheckpointStore, Journal, JournalRecord, read_journals
 from backend.comm import CommWrapper, MessageTooLarge
 from backend.multicast import MulticastSender, check_group, listen_sender, resolve_interface
-from backend.nodetable import InfoError, NodeTable, parse_info
+from backend.nodetable import InfoError, NodeTable, parse_catalogue, parse_info
 from backend.outcomes import OutcomeTracker
-from backend.requests import RequestError, parse_command, parse_nack, parse_set, parse_wait
+from backend.files import BlobStore
+from backend.requests import (
+    RequestError,
+    parse_command,
+    parse_get,
+    parse_nack,
+    parse_put,
+    parse_set,
+    parse_wait,
+)
 from backend.retransmit import RetransmitWindow
 from backend.session import FrameSession, SessionFactory
 from backend.statemodel import StateModel
@@ -46,6 +55,19 @@ __all__ = ["Controller", "CommWrapper", "returnNone"]
 
 #: The most serials one NACK may ask for; more and a snapshot is cheaper.
 MAX_REPAIR = 5000
+
+
+OUTCOME_STATUSES = ("applied", "failed", "skipped")
+#: What a node's report or stream may pass on to sinks -- never an "id",
+#: which a client would take for the answer to one of its requests.
+REPORT_FIELDS = ("agent", "group", "event", "data", "time")
+STREAM_FIELDS = ("agent", "group", "name", "data", "time")
+
+
+def _sink_frame(kind: str, node: str, source: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    frame = {k: source[k] for k in fields if k in source}
+    frame.update(type=kind, node=node)
+    return frame
 
 
 def returnNone(*args: Any) -> None:
@@ -91,6 +113,11 @@ class Controller(service.MultiService):
         self.cafile = Path(cafile) if cafile else self.certs.ca.cert
         self.nodes = NodeTable(nodefile or [], required or [])
         self.store = CheckpointStore(state_dir)
+        self.blobs = BlobStore(Path(state_dir) / "blobs")
+        #: PUT contents kept in memory until the checkpoint after their PUT.
+        self._blob_cache: dict[str, bytes] = {}
+        #: GET serial -> (client session, request id) for FILE frames.
+        self._file_routes: dict[int, tuple[FrameSession, Any]] = {}
         self.ping_interval = ping_interval
         self.retire_after = retire_after
         self.checkpoint_interval = checkpoint_interval
@@ -129,6 +156,10 @@ class Controller(service.MultiService):
             ("node", "REPORT"): self.handleREPORT,
             ("node", "STREAM"): self.handleSTREAM,
             ("node", "NACK"): self.handleNACK,
+            ("node", "TABLE"): self.handleTABLE,
+            ("node", "FETCH"): self.handleFETCH,
+            ("node", "FILE"): self.handleFILE,
+            ("node", "CATALOGUE"): self.handleCATALOGUE,
         }
 
     # -- life cycle ------------------------------------------------------------------
@@ -161,11 +192,9 @@ class Controller(service.MultiService):
             (self.checkpoint_interval, self.checkpoint),
             (self.update_interval, self.doUpdates),
         ):
-            loop = task.LoopingCall(duty)
+            loop = task.LoopingCall(self._guarded, duty)
             loop.clock = self.clock
-            loop.start(interval, now=False).addErrback(
-                lambda f, d=duty: self.log.failure("periodic {duty} failed", f, duty=d.__name__)
-            )
+            loop.start(interval, now=False)
             self._loops.append(loop)
         super().startService()
         self.log.info(
@@ -175,6 +204,17 @@ class Controller(service.MultiService):
             group=self.multicastaddr[0], port=self.multicastaddr[1], iface=interface_address,
         )
         self.checkpoint()
+
+    def _guarded(self, duty: Callable[[], Any]) -> Any:
+        """Run a periodic duty; an error is logged and the next run still comes
+        (a LoopingCall whose function raises stops for good)."""
+        try:
+            d = maybeDeferred(duty)
+        except Exception:  # maybeDeferred catches; this is belt and braces
+            self.log.failure("periodic {duty} failed", duty=duty.__name__)
+            return None
+        return d.addErrback(lambda f: self.log.failure("periodic {duty} failed", f,
+                                                       duty=duty.__name__))
 
     def _listening(self, port: Any) -> Any:
         self.port = port
@@ -188,12 +228,13 @@ class Controller(service.MultiService):
             if loop.running:
                 loop.stop()
         self._loops.clear()
+        if self.comm is None:
+            return succeed(None)
+        # Send what is queued first: its on_sent would arm new outcome timers.
+        self.comm.stop()
         self.tracker.cancel_all()
         for _, reply in list(self._waiters):
             reply()
-        if self.comm is None:
-            return succeed(None)
-        self.comm.stop()
         for session in list(self.node_sessions.values()) + list(self.client_sessions):
             session.close()
         stopping = [self.checkpoint(final=True)]
@@ -254,6 +295,10 @@ class Controller(service.MultiService):
         if self._checkpoint_running is not None and not final:
             return succeed(None)
         self.comm.flush()
+        if self.comm.held:
+            # The model already has messages the journal does not: a
+            # checkpoint now would not match any serial.  Wait.
+            return succeed(None)
         # Only serials and registrations need persisting; acks come back anew.
         fingerprint = (self.comm.sent_serial, self._registrations)
         if fingerprint == self._checkpointed and not final:
@@ -271,10 +316,12 @@ class Controller(service.MultiService):
         if not final:
             self.comm.journal = Journal(self.store.directory, self._checkpoint_seq)
         now = self.clock.seconds()
+        referenced = self.comm.model.referenced_blobs()
 
         def write() -> None:
             self.store.write(seq, state, now)
             self.store.prune()
+            self.blobs.prune(referenced, older_than=now - self.retire_after)
 
         def done(result: Any) -> Any:
             self._checkpoint_running = None
@@ -348,7 +395,18 @@ class Controller(service.MultiService):
         """Check variables against the agent catalogue, then send like a COMMAND."""
         self._send_request(sock, msg, parse_set)
 
-    def _send_request(self, sock: FrameSession, msg: Frame, parse: Callable) -> None:
+    def _send_request(
+        self,
+        sock: FrameSession,
+        msg: Frame,
+        parse: Callable,
+        on_valid: Callable[[dict[str, Any]], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
+        on_done: Callable[[int], None] | None = None,
+    ) -> None:
+        """Check a client's request, stamp and send it, and answer ACCEPTED
+        then RESULT.  The hooks run once it is valid, once it is sent, and
+        once every outcome is in."""
         try:
             request = parse(msg.header, self.default_timeout, self.clock.seconds())
             target = parse_target(request.target)
@@ -361,27 +419,35 @@ class Controller(service.MultiService):
         wait = request.timeout + max(0.0, (request.message.get("time") or 0) - self.clock.seconds())
         request_id = msg.get("id")
 
+        def completed(serial: int, outcomes: dict[str, Any]) -> None:
+            if on_done is not None:
+                on_done(serial)
+            sock.send({"type": "RESULT", "id": request_id, "serial": serial, "outcomes": outcomes})
+
         def sent(serial: int) -> None:
+            if on_sent is not None:
+                on_sent(serial)
             sock.send({
                 "type": "ACCEPTED", "id": request_id, "serial": serial, "nodes": nodes,
                 "down": self.nodes.missing(nodes),
             })
-            self.tracker.expect(
-                serial, nodes, wait,
-                lambda s, outcomes: sock.send(
-                    {"type": "RESULT", "id": request_id, "serial": s, "outcomes": outcomes}
-                ),
-                is_state=self.comm.model.is_state(message),
-                due=message.get("time"),
-            )
+            self.tracker.expect(serial, nodes, wait, completed,
+                                is_state=self.comm.model.is_state(message),
+                                due=message.get("time"))
 
         try:
-            self.comm.stamp(message, None if target.is_all else frozenset(nodes), sent)
+            encoded = self.comm.check_size(message)
         except MessageTooLarge as e:
             self._error(sock, msg, str(e))
+            return
+        if on_valid is not None:
+            on_valid(message)
+        self.comm.stamp(message, None if target.is_all else frozenset(nodes), sent, encoded)
 
     def _check_catalogue(self, message: dict[str, Any], nodes: list[str]) -> None:
         """Refuse, before sending, what the targeted nodes' agents cannot accept."""
+        if message["type"] not in ("SET", "COMMAND"):
+            return
         registered = [n for n in nodes if (r := self.nodes.get(n)) and r.registered]
         if not registered:
             return  # nobody to ask yet; the nodes check it themselves
@@ -407,12 +473,30 @@ class Controller(service.MultiService):
         self._error(sock, msg, "EXECUTE is not available in this version of SEER yet")
 
     def handleGET(self, sock: FrameSession, msg: Frame) -> None:
-        """Fetch files from nodes."""
-        self._error(sock, msg, "GET is not available in this version of SEER yet")
+        """Bring a file back from each targeted node; FILE frames then RESULT."""
+        request_id = msg.get("id")
+
+        def route(serial: int) -> None:
+            self._file_routes[serial] = (sock, request_id)
+
+        self._send_request(sock, msg, parse_get, on_sent=route,
+                           on_done=lambda serial: self._file_routes.pop(serial, None))
 
     def handlePUT(self, sock: FrameSession, msg: Frame) -> None:
-        """Send files to nodes."""
-        self._error(sock, msg, "PUT is not available in this version of SEER yet")
+        """Send a file (or an agent module) to the targeted nodes.
+
+        The content is kept here by its SHA-256; the multicast message names
+        the digest and each node FETCHes the content over TLS.
+        """
+        def keep(message: dict[str, Any]) -> None:
+            digest = message["sha256"]
+            self._blob_cache[digest] = msg.blob
+            self._blocking(self.blobs.put, msg.blob).addCallbacks(
+                lambda _: self._blob_cache.pop(digest, None),
+                lambda f: self.log.failure("storing a PUT's content", f))
+
+        self._send_request(
+            sock, msg, lambda h, t, now: parse_put(h, msg.blob, t, now), on_valid=keep)
 
     def handleNODES(self, sock: FrameSession, msg: Frame) -> None:
         current = self.comm.sent_serial
@@ -555,27 +639,34 @@ class Controller(service.MultiService):
         stats = msg.get("stats")
         if isinstance(stats, dict) and record is not None:
             record.stats = stats
-        snapshot = msg.get("snapshot")
-        if isinstance(snapshot, int):
-            self.tracker.caught_up(node, snapshot)
         for outcome in msg.get("outcomes") or []:
             try:
                 serial, status, error, result = outcome
             except (TypeError, ValueError):
                 self._count("bad_outcomes")
                 continue
-            self.tracker.record(node, serial, status, error, result)
+            if status not in OUTCOME_STATUSES or not isinstance(serial, int):
+                self._count("bad_outcomes")
+                continue
+            self.tracker.record(node, serial, status, error if isinstance(error, str) else None,
+                                result)
+        # After the outcomes: a real "failed" in this frame must not be
+        # overwritten by what the snapshot implies.
+        snapshot = msg.get("snapshot")
+        if isinstance(snapshot, int) and not isinstance(snapshot, bool):
+            self.tracker.caught_up(node, snapshot)
         for event in msg.get("events") or []:
             if isinstance(event, dict):
-                self.send_to_sinks(dict(event, type="REPORT", node=node))
+                self.send_to_sinks(_sink_frame("REPORT", node, event, REPORT_FIELDS))
 
     def handleSTREAM(self, sock: FrameSession, msg: Frame) -> None:
         """Continuous data from a node's agent: forwarded to every sink."""
-        self.send_to_sinks(dict(msg.header, node=sock.state["node"]))
+        self.send_to_sinks(_sink_frame("STREAM", sock.state["node"], msg.header, STREAM_FIELDS))
 
     def handleNACK(self, sock: FrameSession, msg: Frame) -> None:
         """A node asks for serials it missed: repairs, or a snapshot if retired."""
         comm = self.comm
+        comm.flush()  # a snapshot "as of sent_serial" must not include unsent messages
         node = sock.state["node"]
         try:
             ranges = parse_nack(msg.header, comm.sent_serial)
@@ -598,6 +689,50 @@ class Controller(service.MultiService):
                     sent.add(id(datagram))
                     sock.send({"type": "REPAIR"}, datagram)
         self._count("repairs_sent", len(sent))
+
+    def handleFETCH(self, sock: FrameSession, msg: Frame) -> None:
+        """A node fetches the content of a PUT by its SHA-256."""
+        digest = msg.get("sha256")
+        cached = self._blob_cache.get(digest) if isinstance(digest, str) else None
+        d = succeed(cached) if cached is not None else self._blocking(self.blobs.get, digest)
+
+        def answer(data: bytes | None) -> None:
+            if data is None:
+                self._error(sock, msg, f"no content with SHA-256 {digest!r} here")
+            else:
+                sock.send({"type": "BLOB", "id": msg.get("id"), "sha256": digest}, data)
+
+        d.addCallback(answer)
+
+    def handleFILE(self, sock: FrameSession, msg: Frame) -> None:
+        """A chunk of a file a node sends back for a GET: on to the client."""
+        route = self._file_routes.get(msg.get("serial"))
+        if route is None:
+            self._count("files_without_request")
+            return
+        client, request_id = route
+        header = {k: msg.get(k) for k in ("name", "size", "sha256", "offset", "last")}
+        client.send(dict(header, type="FILE", id=request_id, node=sock.state["node"]), msg.blob)
+
+    def handleCATALOGUE(self, sock: FrameSession, msg: Frame) -> None:
+        """A node's agent types changed (a module was PUT to it)."""
+        record = self.nodes.get(sock.state["node"])
+        try:
+            agents = parse_catalogue(msg.get("agents"))
+        except InfoError as e:
+            self._error(sock, msg, str(e))
+            return
+        if record is not None:
+            record.agents = agents
+            errors = msg.get("agent_errors")
+            record.agent_errors = errors if isinstance(errors, list) else []
+
+    def handleTABLE(self, sock: FrameSession, msg: Frame) -> None:
+        """A node's agent asks for every node's addresses (address pools)."""
+        sock.send({"type": "TABLE", "id": msg.get("id"), "nodes": {
+            r.name: {"addresses": r.addresses, "interfaces": r.interfaces, "labels": r.labels,
+                     "attributes": r.attributes, "up": r.up}
+            for r in self.nodes if r.registered}})
 
     # -- sinks and periodic duties -----------------------------------------------------
 

@@ -20,6 +20,8 @@ snapshot brings a node that is too far behind (or new) up to date.
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import socket
 from collections import Counter
@@ -29,7 +31,8 @@ from typing import Any, Callable
 from twisted.application import service
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -37,6 +40,7 @@ from backend.agent import AgentContext
 from backend.agentloader import AgentRegistry, default_registry
 from backend.dispatcher import Dispatcher
 from backend.hostinfo import discover
+from backend.nodefiles import NodeFiles
 from backend.multicast import MulticastReceiver, listen_receiver, resolve_interface
 from backend.scheduler import Scheduler
 from backend.serializer import Serializer
@@ -84,6 +88,7 @@ class NodeDaemon(service.MultiService):
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
         jitter: Callable[[], float] | None = None,
+        blocking: Callable[..., Deferred] | None = None,
     ) -> None:
         super().__init__()
         self.name = check_node_name(short_name(name or socket.gethostname()))
@@ -105,7 +110,9 @@ class NodeDaemon(service.MultiService):
         self.addresses = list(addresses or [])
         self.interfaces: list[dict[str, Any]] = []
         self._discover = addresses is None or not addresses
-        self.workdir = Path(workdir or Path("state") / self.name)
+        self.workdir = Path(workdir or Path("state") / self.name).resolve()
+        #: Prefix of the tag on every process this daemon's agents start.
+        self.process_tag = f"{self.name}/{os.getpid()}"
         self.rx_drop = rx_drop
         self._drop_rng = random.Random(f"{rx_drop_seed}:{self.name}")
         self.server_name = server_name
@@ -119,8 +126,15 @@ class NodeDaemon(service.MultiService):
         self.keys: VerifyingKeys | None = None
         self.serializer = Serializer()
         self.scheduler = Scheduler(reactor, self._deliver)
-        self.dispatcher = Dispatcher(self.name, self.registry, self._context_for,
-                                     self._outcome, reactor)
+        self._blocking = blocking or (
+            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
+        )
+        self.files = NodeFiles(self.workdir, self.registry, self.request, self._send_frame,
+                               self._blocking, self._send_catalogue)
+        self.dispatcher = Dispatcher(
+            self.name, self.registry, self._context_for, self._outcome, reactor,
+            system={"PUT": (self.files.put, True), "GET": (self.files.get, False)},
+        )
         self.session: FrameSession | None = None
         self.counters: Counter[str] = Counter()
         self.ping_interval = 1.0
@@ -139,13 +153,17 @@ class NodeDaemon(service.MultiService):
         self._report_call: Any = None
         self._repair_call: Any = None
         self._multicast_port: Any = None
-        self._discovered: Deferred = Deferred()
+        self._host_known = False
+        self._info_waiting: list[FrameSession] = []
         self._link: ClientService | None = None
+        self._requests: dict[int, Deferred] = {}
+        self._request_ids = itertools.count(1)
 
     # -- life cycle ---------------------------------------------------------------------
 
     def startService(self) -> None:
         self.interface_address = resolve_interface(self.interface)
+        self.files.load_saved_agents()
         receiver = MulticastReceiver(self.multicastaddr[0], self.interface_address,
                                      self.datagramReceived)
         self._multicast_port = listen_receiver(self.reactor, self.multicastaddr[1], receiver)
@@ -161,7 +179,7 @@ class NodeDaemon(service.MultiService):
         if self._discover and not self.interface_address.startswith("127."):
             discover(self.reactor, self.interface_address).addCallback(self._discovered_host)
         else:
-            self._discovered.callback(None)
+            self._host_is_known()
         super().startService()
         self.log.info(
             "daemon {node}: group {group}:{port} on {iface}, controller {host}:{cport}, "
@@ -172,7 +190,22 @@ class NodeDaemon(service.MultiService):
 
     def _discovered_host(self, found: tuple[list[str], list[dict[str, Any]]]) -> None:
         self.addresses, self.interfaces = found
-        self._discovered.callback(None)
+        self._host_is_known()
+
+    def _host_is_known(self) -> None:
+        self._host_known = True
+        waiting, self._info_waiting = self._info_waiting, []
+        for session in waiting:
+            self._send_info(session)
+
+    def _send_info(self, session: FrameSession) -> None:
+        if session.closed:
+            return
+        try:
+            session.send(self._info())
+        except Exception:
+            self.log.failure("cannot send INFO to the controller; closing to try again")
+            session.close()
 
     def stopService(self) -> Deferred:
         self.scheduler.cancel()
@@ -206,9 +239,19 @@ class NodeDaemon(service.MultiService):
                            peer=session.peer, role=session.identity.role)
             session.close()
             return
-        self._discovered.addCallback(lambda _: session.send(self._info()))
+        if self._host_known:
+            self._send_info(session)
+        else:
+            self._info_waiting.append(session)
 
     def frameReceived(self, session: FrameSession, frame: Frame) -> None:
+        waiting = self._requests.pop(frame.get("id"), None) if frame.get("id") else None
+        if waiting is not None:
+            if frame.type == "ERROR":
+                waiting.errback(RuntimeError(f"controller: {frame.get('error')}"))
+            else:
+                waiting.callback(frame)
+            return
         handler = {
             "WELCOME": self._on_welcome,
             "REPAIR": self._on_repair,
@@ -231,6 +274,10 @@ class NodeDaemon(service.MultiService):
         welcomed = session.state.get("welcomed")
         if welcomed is not None and not welcomed.called:
             welcomed.errback(reason)
+        if self.session is None:
+            requests, self._requests = self._requests, {}
+            for d in requests.values():
+                d.errback(RuntimeError("the connection to the controller closed"))
 
     def badInput(self, session: FrameSession, error: WireError) -> None:
         self.counters[f"bad_frames_{error.reason}"] += 1
@@ -305,10 +352,18 @@ class NodeDaemon(service.MultiService):
             self.counters["stale_snapshots"] += 1
             return
         self.counters["snapshots_applied"] += 1
-        done = self.dispatcher.apply_snapshot(snapshot.get("groups") or [])
+        # Files first (a group may need an agent module PUT earlier), then the
+        # groups; later messages wait until both are done.
+        done = self.files.sync(snapshot.get("files") or []).addCallback(
+            lambda problems: self.dispatcher.apply_snapshot(snapshot.get("groups") or [])
+            .addCallback(lambda more: problems + more))
+        self.dispatcher.exclusively(done)
         queued = {s for _, s in self.scheduler.pending()}
+        # Serials this node already delivered were already scheduled (and
+        # may have run since the controller made the snapshot): not again.
+        floor = 0 if force else self.serializer.delivered_upto
         for later_serial, message in snapshot.get("scheduled") or []:
-            if later_serial not in queued and later_serial <= serial:
+            if floor < later_serial <= serial and later_serial not in queued:
                 self.scheduler.submit(later_serial, message)
         for delivered in self.serializer.skip_to(serial):
             self.scheduler.submit(*delivered)
@@ -451,6 +506,33 @@ class NodeDaemon(service.MultiService):
         self._stats_call = None
         self._schedule_report(urgent=True)
 
+    def _send_frame(self, header: dict[str, Any], blob: bytes = b"") -> bool:
+        if self.session is None:
+            return False
+        self.session.send(header, blob)
+        return True
+
+    def _send_catalogue(self) -> None:
+        """Agent types changed (a module was PUT): tell the controller."""
+        self._send_frame({"type": "CATALOGUE", "agents": self.registry.catalogue(),
+                          "agent_errors": [e.to_json() for e in self.registry.errors]})
+
+    # -- requests to the controller ------------------------------------------------------
+
+    def request(self, header: dict[str, Any]) -> Deferred:
+        """Ask the controller something; fires with its reply frame."""
+        if self.session is None:
+            return fail(RuntimeError("not connected to the controller"))
+        request_id = next(self._request_ids)
+        d: Deferred = Deferred()
+        self._requests[request_id] = d
+        self.session.send(dict(header, id=request_id))
+        return d
+
+    def node_table(self) -> Deferred:
+        """{node: {"addresses", "interfaces", "labels", "attributes", "up"}}."""
+        return self.request({"type": "TABLE"}).addCallback(lambda frame: frame.get("nodes") or {})
+
     # -- agents' context -----------------------------------------------------------------------
 
     def _context_for(self, agent_type: str, group: str) -> AgentContext:
@@ -461,6 +543,8 @@ class NodeDaemon(service.MultiService):
             node_info={"addresses": self.addresses, "interfaces": self.interfaces,
                        "labels": self.labels, "attributes": self.attributes},
             workdir=str(self.workdir / f"{agent_type}-{group}"),
+            node_table=self.node_table,
+            process_tag=f"{self.process_tag}/{agent_type}/{group}",
         )
 
     def status(self) -> dict[str, Any]:

@@ -6,6 +6,11 @@ SET's ``configDone`` is asynchronous -- while different groups proceed
 independently.  Every message for this node ends in exactly one outcome:
 ``applied`` (with an optional JSON result), ``failed`` (with the error and a
 short traceback) or ``skipped`` (this node is not in the group's NODES).
+
+Message types that are not for agents (PUT, GET) go to the daemon's own
+handlers.  An *exclusive* one (PUT: it may bring a new agent module) holds
+back every later message until it is done, so a SET for an agent PUT just
+before it finds the agent loaded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ log = Logger()
 GroupKey = tuple[str, str]
 #: (serial, status, error, result) -> None
 OutcomeSink = Callable[[int, str, "str | None", Any], None]
+#: (serial, message) -> Deferred firing with (status, error, result)
+SystemHandler = Callable[[int, dict[str, Any]], Deferred]
 
 HANDLER_TIMEOUT = 300.0
 
@@ -43,6 +50,7 @@ class Dispatcher:
         on_outcome: OutcomeSink,
         clock: IReactorTime,
         handler_timeout: float = HANDLER_TIMEOUT,
+        system: dict[str, tuple[SystemHandler, bool]] | None = None,
     ) -> None:
         self.node = node
         self.registry = registry
@@ -53,6 +61,10 @@ class Dispatcher:
         self.instances: dict[GroupKey, Agent] = {}
         self.run_state: dict[GroupKey, str] = {}
         self._queues: dict[GroupKey, deque[Callable[[], Any]]] = {}
+        #: message type -> (handler, exclusive)
+        self.system = dict(system or {})
+        self._barrier: Deferred | None = None
+        self._held: list[tuple[int, dict[str, Any]]] = []
 
     # -- entry points -----------------------------------------------------------
 
@@ -60,6 +72,18 @@ class Dispatcher:
         """Run one delivered message if it targets this node."""
         if not targets_node(message.get("target"), self.node):
             return False
+        if self._barrier is not None:
+            self._held.append((serial, message))
+            return True
+        system = self.system.get(message.get("type"))
+        if system is not None:
+            handler, exclusive = system
+            d = maybeDeferred(handler, serial, message)
+            d.addCallbacks(lambda outcome: self.on_outcome(serial, *outcome),
+                           lambda f: self.on_outcome(serial, "failed", _describe_failure(f), None))
+            if exclusive:
+                self.exclusively(d)
+            return True
         if message.get("type") not in ("SET", "COMMAND"):
             self.on_outcome(
                 serial, "failed", f"{message.get('type')} is not handled by agents", None
@@ -68,6 +92,23 @@ class Dispatcher:
         key = (str(message.get("agent")), str(message.get("group")))
         self._enqueue(key, lambda: self._run(serial, message, key))
         return True
+
+    def exclusively(self, work: Deferred) -> None:
+        """Hold every later message until ``work`` has fired."""
+        self._barrier = work
+
+        def release(result: Any) -> Any:
+            if self._barrier is work:
+                self._barrier = None
+            held, self._held = self._held, []
+            for i, (serial, message) in enumerate(held):
+                self.dispatch(serial, message)
+                if self._barrier is not None:  # another exclusive one: the rest wait again
+                    self._held = held[i + 1:] + self._held
+                    break
+            return result
+
+        work.addBoth(release)
 
     def apply_snapshot(self, groups: list[dict[str, Any]]) -> Deferred:
         """Bring agent groups to a snapshot's variables and run states.
@@ -88,7 +129,7 @@ class Dispatcher:
         """Daemon shutdown: give every instance its ``stop``."""
         calls = []
         for key, agent in list(self.instances.items()):
-            d = maybeDeferred(agent.stop)
+            d = maybeDeferred(agent.shutdown)
             d.addErrback(lambda f, k=key: log.failure("stopping {key}", f, key=k))
             calls.append(d)
         return DeferredList(calls)
@@ -253,6 +294,9 @@ def _describe_failure(failure: Failure) -> str:
     tb = failure.getTracebackObject()
     if tb is None:
         return summary
-    frames = traceback.extract_tb(tb)[-3:]
+    # The last three frames of the agent's own code, not of Twisted's machinery.
+    frames = [f for f in traceback.extract_tb(tb) if "/twisted/" not in f.filename][-3:]
+    if not frames:
+        return summary
     where = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in reversed(frames))
     return f"{summary} [at {where}]"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from seer.targets import check_node_name
+from seer.vartypes import Var
 
 _INFO_LISTS = ("addresses", "labels")
 
@@ -70,6 +71,38 @@ class NodeRecord:
         return out
 
 
+def _good_interface(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("name"), str)
+        and isinstance(item.get("label", ""), str)
+        and isinstance(item.get("addresses", []), list)
+        and all(isinstance(a, str) for a in item.get("addresses", []))
+    )
+
+
+def parse_catalogue(agents: Any) -> dict[str, Any]:
+    """An agent catalogue (INFO, CATALOGUE) checked to be what the controller
+    validates requests against: each type's commands and typed variables."""
+    if not isinstance(agents, dict):
+        raise InfoError("agents must be an object (the agent catalogue)")
+    for agent_type, description in agents.items():
+        if not isinstance(description, dict):
+            raise InfoError(f"agent catalogue: {agent_type!r} is not described by an object")
+        commands = description.get("commands", [])
+        if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
+            raise InfoError(f"agent catalogue: {agent_type} commands must be a list of names")
+        variables = description.get("variables", [])
+        if not isinstance(variables, list):
+            raise InfoError(f"agent catalogue: {agent_type} variables must be a list")
+        for variable in variables:
+            try:
+                Var.from_json(variable)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise InfoError(f"agent catalogue: {agent_type} has a bad variable ({e})") from None
+    return agents
+
+
 def parse_info(header: dict[str, Any]) -> dict[str, Any]:
     """Check an INFO frame's fields; return them normalised."""
     try:
@@ -83,19 +116,15 @@ def parse_info(header: dict[str, Any]) -> dict[str, Any]:
             raise InfoError(f"INFO: {key} must be a list of strings")
         info[key] = value
     interfaces = header.get("interfaces", [])
-    if not isinstance(interfaces, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("name"), str) for i in interfaces
-    ):
-        raise InfoError("INFO: interfaces must be a list of objects with a 'name'")
+    if not isinstance(interfaces, list) or not all(_good_interface(i) for i in interfaces):
+        raise InfoError("INFO: interfaces must be a list of objects with a string 'name', "
+                        "an optional string 'label' and a list of string 'addresses'")
     info["interfaces"] = interfaces
     attributes = header.get("attributes", {})
     if not isinstance(attributes, dict):
         raise InfoError("INFO: attributes must be an object")
     info["attributes"] = {str(k): str(v) for k, v in attributes.items()}
-    agents = header.get("agents", {})
-    if not isinstance(agents, dict):
-        raise InfoError("INFO: agents must be an object (the agent catalogue)")
-    info["agents"] = agents
+    info["agents"] = parse_catalogue(header.get("agents", {}))
     errors = header.get("agent_errors", [])
     info["agent_errors"] = errors if isinstance(errors, list) else []
     for key in ("epoch", "serial"):

@@ -91,13 +91,16 @@ class OutcomeTracker:
     def caught_up(self, node: str, upto: int) -> None:
         """``node`` applied a snapshot that covers every serial up to ``upto``.
 
-        Messages scheduled for later are left alone: the snapshot handed them
-        to the node's scheduler, and it reports them when they run.
+        State messages scheduled for later are left alone: the snapshot
+        handed them to the node's scheduler, which reports them when they
+        run.  Events are not in snapshots, so any the node missed -- even
+        ones due later -- are skipped, and said so.
         """
         now = self._clock.seconds()
         for serial in sorted(s for s in self._pending if s <= upto):
             pending = self._pending[serial]
-            if node in pending.waiting and not (pending.due and pending.due > now):
+            later = pending.due is not None and pending.due > now
+            if node in pending.waiting and not (later and pending.is_state):
                 if pending.is_state:
                     self.record(node, serial, "applied", None, {"via": "snapshot"})
                 else:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from backend.files import MAX_PUT, FileNameError, check_name, sha256_of
 from seer.targets import check_node_name
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -144,3 +145,32 @@ def parse_nack(header: dict[str, Any], current: int) -> list[tuple[int, int]]:
         if item[0] <= current:
             out.append((item[0], min(item[1], current)))
     return out
+
+
+def _file_name(header: dict[str, Any], kind: str = "file") -> str:
+    try:
+        return check_name(header.get("name"), kind)
+    except FileNameError as e:
+        raise RequestError(str(e)) from None
+
+
+def parse_put(header: dict[str, Any], blob: bytes, default_timeout: float, now: float) -> Request:
+    kind = header.get("kind", "file")
+    if kind not in ("file", "agent"):
+        raise RequestError(f"kind must be 'file' or 'agent', got {kind!r}")
+    if len(blob) > MAX_PUT:
+        raise RequestError(f"PUT carries at most {MAX_PUT} bytes; this file has {len(blob)}")
+    mode = header.get("mode", 0o644)
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+        raise RequestError(f"mode must be a permission number such as 0o644, got {mode!r}")
+    message: dict[str, Any] = {"type": "PUT", "name": _file_name(header, kind), "kind": kind,
+                               "mode": mode, "size": len(blob), "sha256": sha256_of(blob)}
+    when = _when(header, now)
+    if when is not None:
+        message["time"] = when
+    return Request(message, header.get("target"), _timeout(header, default_timeout))
+
+
+def parse_get(header: dict[str, Any], default_timeout: float, now: float) -> Request:
+    message = {"type": "GET", "name": _file_name(header)}
+    return Request(message, header.get("target"), _timeout(header, default_timeout))

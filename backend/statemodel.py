@@ -13,8 +13,9 @@ or when it was sent); likewise for the run commands.  An assignment is
 dropped once a later one covers all of its nodes, so the model stays small
 however many messages are sent.
 
-Only SET (variables) and the run commands START/STOP are state.  Other
-commands are events; a node that missed one is told so, by name.
+Only SET (variables), the run commands START/STOP and PUT (files, agent
+modules) are state.  Other commands are events; a node that missed one is
+told so, by name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.agent import RUN_COMMANDS
+
+#: What a PUT message says about its file (and what a snapshot lists).
+FILE_FIELDS = ("name", "kind", "mode", "size", "sha256")
 
 #: None means "every node, including nodes that register later".
 NodeSet = frozenset[str] | None
@@ -88,11 +92,12 @@ def _latest_for(history: list[_Assignment], node: str, now: float) -> _Assignmen
 class StateModel:
     def __init__(self) -> None:
         self._groups: dict[tuple[str, str], _GroupModel] = {}
+        self._files: dict[tuple[str, str], list[_Assignment]] = {}
 
     @staticmethod
     def is_state(message: dict[str, Any]) -> bool:
         """Whether a snapshot restores this message's effect."""
-        return message.get("type") == "SET" or (
+        return message.get("type") in ("SET", "PUT") or (
             message.get("type") == "COMMAND" and message.get("command") in RUN_COMMANDS
         )
 
@@ -100,7 +105,14 @@ class StateModel:
         """Record a message sent at ``sent_at`` to ``nodes`` (None: everyone)."""
         if not self.is_state(message):
             return
-        at = message.get("time") or sent_at
+        # Nodes run a message whose time has passed at once, in serial
+        # order: so must the model.
+        at = max(message.get("time") or sent_at, sent_at)
+        if message["type"] == "PUT":
+            value = {k: message[k] for k in FILE_FIELDS}
+            key = (message["kind"], message["name"])
+            _record(self._files.setdefault(key, []), _Assignment(nodes, value, serial, at), sent_at)
+            return
         key = (message["agent"], message["group"])
         group = self._groups.setdefault(key, _GroupModel())
         if message["type"] == "SET":
@@ -112,10 +124,20 @@ class StateModel:
             _record(group.run, _Assignment(nodes, command, serial, at), sent_at)
 
     def snapshot_for(self, node: str, now: float) -> dict[str, Any]:
-        """``groups``: each group's variables and run state for ``node`` now;
+        """``files``: the files PUT to ``node`` (latest per name);
+        ``groups``: each group's variables and run state for ``node`` now;
         ``scheduled``: [serial, message] of state messages due later."""
         groups = []
+        files = []
         later: dict[int, dict[str, Any]] = {}
+        for _, history in sorted(self._files.items()):
+            latest = _latest_for(history, node, now)
+            if latest is not None:
+                files.append(latest.value)
+            for entry in history:
+                if entry.at > now and _includes(entry.nodes, node):
+                    later[entry.serial] = dict(entry.value, type="PUT", time=entry.at,
+                                               target=[node])
         for (agent, group), model in sorted(self._groups.items()):
             values = {}
             for name, history in model.vars.items():
@@ -144,32 +166,41 @@ class StateModel:
                     "vars": values,
                     "run": RUN_COMMANDS[run.value["command"]] if run else None,
                 })
-        return {"groups": groups, "scheduled": [[s, later[s]] for s in sorted(later)]}
+        return {"files": files, "groups": groups,
+                "scheduled": [[s, later[s]] for s in sorted(later)]}
 
     def groups(self) -> list[tuple[str, str]]:
         return sorted(self._groups)
 
     # -- checkpoint ----------------------------------------------------------------
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def referenced_blobs(self) -> set[str]:
+        """SHA-256 of every file a snapshot may still hand out."""
+        return {a.value["sha256"] for h in self._files.values() for a in h}
+
+    def to_json(self) -> dict[str, Any]:
         def entries(history: list[_Assignment]) -> list[list[Any]]:
             return [
                 [None if a.nodes is None else sorted(a.nodes), a.value, a.serial, a.at]
                 for a in history
             ]
 
-        return [
-            {
-                "agent": agent,
-                "group": group,
-                "vars": {name: entries(h) for name, h in model.vars.items()},
-                "run": entries(model.run),
-            }
-            for (agent, group), model in sorted(self._groups.items())
-        ]
+        return {
+            "groups": [
+                {
+                    "agent": agent,
+                    "group": group,
+                    "vars": {name: entries(h) for name, h in model.vars.items()},
+                    "run": entries(model.run),
+                }
+                for (agent, group), model in sorted(self._groups.items())
+            ],
+            "files": [{"kind": kind, "name": name, "history": entries(h)}
+                      for (kind, name), h in sorted(self._files.items())],
+        }
 
     @classmethod
-    def from_json(cls, data: list[dict[str, Any]]) -> StateModel:
+    def from_json(cls, data: dict[str, Any]) -> StateModel:
         def entries(raw: list[list[Any]]) -> list[_Assignment]:
             return [
                 _Assignment(None if nodes is None else frozenset(nodes), value, serial, at)
@@ -177,9 +208,11 @@ class StateModel:
             ]
 
         model = cls()
-        for item in data:
+        for item in data["groups"]:
             model._groups[(item["agent"], item["group"])] = _GroupModel(
                 vars={name: entries(h) for name, h in item["vars"].items()},
                 run=entries(item["run"]),
             )
+        for item in data["files"]:
+            model._files[(item["kind"], item["name"])] = entries(item["history"])
         return model

@@ -2,7 +2,7 @@
 
 Processes:   seer controller | seer daemon | seer certs init
 Experiment:  seer nodes | seer agents | seer set | seer start | seer stop |
-             seer command | seer status
+             seer command | seer put | seer get | seer status
 
 Exit codes (experiment commands): 0 every targeted node applied it (or was
 skipped as not in the group's NODES); 1 a node failed or did not confirm;
@@ -142,6 +142,24 @@ def cmd_command(args: argparse.Namespace) -> int:
     return _run_command(args, args.command.upper(), arguments)
 
 
+def cmd_put(args: argparse.Namespace) -> int:
+    try:
+        mode = int(args.mode, 8)
+    except ValueError:
+        raise UsageError(f"--mode {args.mode!r} is not an octal permission such as 644") from None
+    with _experiment(args) as exp:
+        result = exp.put(args.file, args.name, kind="agent" if args.agent else "file", mode=mode,
+                         target=args.target, timeout=args.timeout, check=False)
+    return _print_result(result, args.json)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with _experiment(args) as exp:
+        result = exp.get(args.name, into=args.into, target=args.target, timeout=args.timeout,
+                         check=False)
+    return _print_result(result, args.json)
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     with _experiment(args) as exp:
         waited = None
@@ -222,7 +240,11 @@ def _run_service(build: Callable[[Any], Any], what: str) -> int:
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    service = build(reactor)
+    try:
+        service = build(reactor)
+    except (ValueError, OSError) as e:  # a bad node file, group, state folder ...
+        print(f"{what} could not start: {e}", file=sys.stderr)
+        return EXIT_REFUSED
     failed: list[str] = []
 
     def fail(message: str) -> None:
@@ -368,6 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("group", help="agent group name")
         _message_flags(p)
         _client_flags(p)
+
+    p = add("put", cmd_put, "send a file or an agent module to nodes",
+            "Send a file to the targeted nodes (into their files/ folder), or with --agent an "
+            "agent module, which every node loads at once: no restart needed.")
+    p.add_argument("file", help="the local file")
+    p.add_argument("--as", dest="name", metavar="NAME", help="name on the nodes (default: the file's)")
+    p.add_argument("--agent", action="store_true", help="it is an agent module: load it")
+    p.add_argument("--mode", default="644", help="permissions on the nodes, octal (default: 644)")
+    p.add_argument("--target", "-t", metavar="SPEC", help="nodes (default: all)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the outcomes")
+    _client_flags(p)
+
+    p = add("get", cmd_get, "bring a file back from nodes",
+            "Bring NAME (relative to each node's work folder, e.g. TCPDUMP-cap/capture.pcap) "
+            "back from the targeted nodes into INTO/NODE/NAME.")
+    p.add_argument("name", help="the file on the nodes")
+    p.add_argument("--into", default="results", help="local folder (default: results)")
+    p.add_argument("--target", "-t", metavar="SPEC", help="nodes (default: all)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the outcomes")
+    _client_flags(p)
 
     p = add("command", cmd_command, "send any command to an agent group")
     p.add_argument("agent", help="agent type")

@@ -34,7 +34,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from seer.certs import CONTROLLER_NAME, CertDirectory, CertError
 from seer.config import ConfigError, parse_hostport
@@ -45,6 +45,7 @@ DEFAULT_CONTROLLER = "127.0.0.1:7700"
 #: Extra seconds to wait for the controller's RESULT beyond the nodes' timeout.
 RESULT_MARGIN = 5.0
 OK_STATUSES = ("applied", "skipped")
+SINK_FRAMES = ("REPORT", "STREAM", "STATUS")
 
 
 class SeerError(Exception):
@@ -270,7 +271,8 @@ class Connection:
         except WireError as e:
             raise ControllerUnreachable(f"garbled data from {self.address}: {e}") from None
         for frame in frames:
-            if frame.get("id") is not None:
+            # Sink frames never answer a request, whatever they carry.
+            if frame.get("id") is not None and frame.type not in SINK_FRAMES:
                 self._replies.setdefault(frame.get("id"), deque()).append(frame)
             else:
                 self._events.append(frame)
@@ -325,12 +327,13 @@ class Experiment:
 
     # -- messages --------------------------------------------------------------------
 
-    def _submit(self, header: dict[str, Any], what: str, timeout: float | None) -> Pending:
+    def _submit(self, header: dict[str, Any], what: str, timeout: float | None,
+                 blob: bytes = b"", on_file: Callable[[Frame], None] | None = None) -> Pending:
         timeout = self.timeout if timeout is None else timeout
         header = dict(header, timeout=timeout)
         wait = timeout + RESULT_MARGIN + (header.get("delay") or 0)
         wait += max(0.0, (header.get("time") or 0) - time.time())
-        return Pending(self.connection, self.connection.send(header), what, wait)
+        return Pending(self.connection, self.connection.send(header, blob), what, wait, on_file)
 
     def submit_command(self, agent_type: str, group: str, command: str,
                        args: dict[str, Any] | None = None, *, target: Any = None,
@@ -354,6 +357,62 @@ class Experiment:
         header.update(_when(at, delay))
         return self._submit(header, f"SET {agent_type} {group}", timeout)
 
+    def put(self, source: str | Path | bytes, name: str | None = None, *, kind: str = "file",
+            mode: int = 0o644, target: Any = None, timeout: float | None = None,
+            check: bool = True) -> Result:
+        """Send a file to the targeted nodes (their ``files/NAME``).
+
+        ``source`` is a local path or the content itself; with ``kind="agent"``
+        it is an agent module, loaded at once on every node (no restart).
+        """
+        if isinstance(source, (bytes, bytearray)):
+            if name is None:
+                raise ValueError("give a name when putting bytes")
+            content = bytes(source)
+        else:
+            content = Path(source).read_bytes()
+            name = name or Path(source).name
+        header = {"type": "PUT", "name": name, "kind": kind, "mode": mode, "target": target}
+        return self._submit(header, f"PUT {name}", timeout, blob=content).result(check)
+
+    def put_agent(self, path: str | Path, *, target: Any = None, timeout: float | None = None,
+                  check: bool = True) -> Result:
+        """PUT an agent module to the nodes and load it there at once."""
+        return self.put(path, kind="agent", target=target, timeout=timeout, check=check)
+
+    def get(self, name: str, *, into: str | Path = "results", target: Any = None,
+            timeout: float | None = None, check: bool = True) -> Result:
+        """Bring ``name`` (relative to each node's work folder) back from the
+        targeted nodes into ``INTO/NODE/NAME``; each outcome's result has
+        the local ``path``, ``size`` and ``sha256``."""
+        into = Path(into)
+        files: dict[str, Any] = {}
+
+        def on_file(frame: Frame) -> None:
+            node = frame.get("node")
+            path = into / node / frame.get("name")
+            if node not in files:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                files[node] = (path, open(path, "wb"))
+            handle = files[node][1]
+            handle.seek(frame.get("offset") or 0)
+            handle.write(frame.blob)
+            if frame.get("last"):
+                handle.close()
+
+        try:
+            result = self._submit({"type": "GET", "name": name, "target": target},
+                                  f"GET {name}", timeout, on_file=on_file).result(check=False)
+        finally:
+            for _, handle in files.values():
+                handle.close()
+        for node, outcome in result.outcomes.items():
+            if node in files and isinstance(outcome.result, dict):
+                outcome.result["path"] = str(files[node][0])
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
     def command(self, agent_type: str, group: str, command: str, args: dict[str, Any] | None = None,
                 *, check: bool = True, **options: Any) -> Result:
         """Send a command to an agent group and wait for every node's outcome."""
@@ -368,11 +427,13 @@ class Experiment:
 class Pending:
     """A message sent to the experiment whose outcomes have not been read yet."""
 
-    def __init__(self, connection: Connection, request_id: Any, what: str, wait: float) -> None:
+    def __init__(self, connection: Connection, request_id: Any, what: str, wait: float,
+                 on_file: Callable[[Frame], None] | None = None) -> None:
         self.connection = connection
         self.request_id = request_id
         self.what = what
         self.wait = wait
+        self.on_file = on_file
         self._result: Result | None = None
 
     def result(self, check: bool = True) -> Result:
@@ -382,6 +443,10 @@ class Pending:
             if accepted.type == "ERROR":
                 raise RequestRefused(accepted.get("error"))
             final = self.connection.wait(self.request_id, self.wait)
+            while final.type == "FILE":  # a GET's files come before its RESULT
+                if self.on_file is not None:
+                    self.on_file(final)
+                final = self.connection.wait(self.request_id, self.wait)
             outcomes = {
                 node: Outcome(node, o.get("status", "?"), o.get("error"), o.get("result"))
                 for node, o in (final.get("outcomes") or {}).items()

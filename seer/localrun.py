@@ -133,6 +133,9 @@ class LocalExperiment:
             "daemon", "--name", name, "--controller", self.address,
             "--group", f"{self.group}:{self.group_port}", "--interface", "127.0.0.1",
             "--certs", str(self.certs), "--workdir", str(self.workdir / "nodes" / name),
+            # Every loopback node's experiment address is 127.0.0.1, so its
+            # traffic stays on this machine; per-node ports keep servers apart.
+            "--addresses", "127.0.0.1",
             *self.common_daemon_args, *self.daemon_args.get(name, []),
         ])
 

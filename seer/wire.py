@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,9 +100,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 overflows to infinity, which JSON cannot carry
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def _decode_json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise WireError("body", f"{what} is not UTF-8 JSON ({e})") from None
 

@@ -64,3 +64,17 @@ def test_non_agent_in_entry_point_style_add_is_refused():
     assert not registry.add(object, "entry point x")
     assert "not a subclass" in registry.errors[0].error
     assert registry.add(type("Ok", (Agent,), {"AGENT_TYPE": "OK"}), "entry point y")
+
+
+def test_an_agent_whose_description_is_not_json_is_refused(tmp_path):
+    (tmp_path / "inf.py").write_text(
+        "from backend.agent import Agent, Var\n"
+        "class Inf(Agent):\n    AGENT_TYPE = 'INF'\n"
+        "    VARIABLES = [Var('rate', 'float', float('inf'))]\n"
+        "class BadDefault(Agent):\n    AGENT_TYPE = 'BAD'\n"
+        "    VARIABLES = [Var('n', 'int', 'many')]\n"
+    )
+    registry = AgentRegistry()
+    assert registry.load_directory(tmp_path) == []
+    errors = " ".join(e.error for e in registry.errors)
+    assert "the default of rate" in errors and "the default of n" in errors

@@ -97,3 +97,34 @@ def test_a_torn_last_record_is_ignored(tmp_path):
     path = tmp_path / "journal-000000000001.log"
     path.write_bytes(path.read_bytes()[:-3])
     assert [r.serial for r in read_journals(tmp_path, 1)] == [1]
+
+
+def test_a_failed_journal_write_raises_and_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
+    import errno
+
+    from backend.checkpoint import JournalError
+
+    j = Journal(tmp_path, 1)
+    j.append(5, 1, 10.0, dumps([{"a": 1}]))
+    size = j.path.stat().st_size
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:5]))  # a short write...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    try:
+        j.append(5, 2, 11.0, dumps([{"a": 2}]))
+    except JournalError as e:
+        assert "No space left" in str(e)
+    else:
+        raise AssertionError("expected JournalError")
+    monkeypatch.undo()
+    assert j.path.stat().st_size == size
+    j.append(5, 2, 12.0, dumps([{"a": 2}]))
+    j.close()
+    assert [r.serial for r in read_journals(tmp_path, 1)] == [1, 2]

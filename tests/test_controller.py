@@ -319,3 +319,101 @@ def test_periodic_checkpoints_only_when_something_changed(lab, tmp_path):
     lab.reactor.advance(5)
     assert sorted(state.glob("checkpoint-*.json"))[-1] != first
     assert count() <= 3
+
+
+def test_a_full_disk_holds_messages_instead_of_sending_them_unjournaled(lab):
+    from backend.checkpoint import JournalError
+
+    lab.register("n1")
+    alice = lab.client()
+    journal = lab.c.comm.journal
+    real_append = journal.append
+    failures = [JournalError("disk full")]
+
+    def append(*args):
+        if failures:
+            raise failures.pop()
+        return real_append(*args)
+
+    journal.append = append
+    lab.request(alice, command())
+    assert lab.sender.take() == [] and alice.of_type("ACCEPTED") == []
+    assert lab.c.comm.sent_serial == 0 and lab.c.comm.held == 1
+    lab.reactor.advance(1.0)
+    sent = [d for d in lab.datagrams() if d.kind == KIND_MESSAGES]
+    assert len(sent) == 1 and alice.of_type("ACCEPTED")[0].get("serial") == 1
+
+
+def test_a_failed_multicast_send_is_repaired_and_pings_go_on(lab):
+    n1 = lab.register("n1")
+    alice = lab.client()
+    real_write = lab.sender.write
+
+    def unreachable(data, addr):
+        raise OSError(101, "Network is unreachable")
+
+    lab.sender.write = unreachable
+    lab.request(alice, command())
+    assert alice.of_type("ACCEPTED")  # journaled and in the window
+    lab.reactor.advance(1.0)  # the ping loop hits the same error...
+    lab.sender.write = real_write
+    lab.reactor.advance(1.0)  # ...and is still running
+    assert any(d.kind == KIND_PING for d in lab.datagrams())
+    lab.c.frameReceived(n1, Frame({"type": "NACK", "ranges": [[1, 1]]}))
+    assert len(n1.of_type("REPAIR")) == 1
+
+
+def test_a_nack_snapshot_never_includes_unsent_messages(lab):
+    n1 = lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, command(id=1))
+    lab.reactor.advance(121)
+    lab.c.comm.retireSerials()
+    lab.c.frameReceived(alice, Frame(command(id=2, command="STOP")))  # queued, not sent
+    lab.c.frameReceived(n1, Frame({"type": "NACK", "ranges": [[1, 1]]}))
+    snapshot = n1.of_type("SNAPSHOT")[0]
+    # The STOP was sent first, so the snapshot "as of serial 2" is true.
+    assert snapshot.get("serial") == 2 and lab.c.comm.sent_serial == 2
+    assert snapshot.get("snapshot")["groups"][0]["run"] == "stopped"
+
+
+def test_a_real_failure_is_not_overwritten_by_a_snapshot_in_the_same_report(lab):
+    n1 = lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, command(command="ECHO", target="n1"))
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "ack": 1, "snapshot": 1,
+                                   "outcomes": [[1, "failed", "RuntimeError: no", None]]}))
+    assert alice.of_type("RESULT")[0].get("outcomes")["n1"]["status"] == "failed"
+
+
+def test_sink_frames_never_carry_an_id_a_client_could_mistake(lab):
+    n1 = lab.register("n1")
+    watcher = lab.client("bob")
+    lab.request(watcher, {"type": "SUBSCRIBE", "id": 1})
+    watcher.take()
+    lab.c.frameReceived(n1, Frame({"type": "STREAM", "id": 2, "serial": 9, "name": "x", "data": 1}))
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "events": [{"id": 2, "event": "e",
+                                                                  "outcomes": {}}]}))
+    for frame in watcher.take():
+        assert "id" not in frame.header and "serial" not in frame.header
+        assert "outcomes" not in frame.header and frame.get("node") == "n1"
+
+
+@pytest.mark.parametrize("info", [
+    {"agents": {"NOOP": 5}},
+    {"agents": {"NOOP": {"commands": "START"}}},
+    {"agents": {"NOOP": {"variables": [{"name": "x", "type": "colour"}]}}},
+    {"interfaces": [{"name": "eth1", "addresses": 7}]},
+])
+def test_info_with_a_malformed_catalogue_or_interfaces_is_refused(lab, info):
+    s = FakeSession("n1", "node")
+    lab.c.sessionOpened(s)
+    lab.c.frameReceived(s, Frame(dict({"type": "INFO", "name": "n1"}, **info)))
+    assert s.of_type("ERROR") and s.closed and not lab.c.nodes.get("n1").up
+
+
+def test_stopping_with_queued_messages_leaves_no_timer(lab):
+    lab.register("n1")
+    lab.c.frameReceived(lab.client(), Frame(command()))  # queued for this turn
+    lab.c.stopService()
+    assert [c for c in lab.reactor.getDelayedCalls() if c.active()] == []

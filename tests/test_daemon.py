@@ -273,3 +273,14 @@ def test_reconnects_with_exponential_backoff(certs_dir, tmp_path):
     assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert reactor.sslClients[0][:2] == ("127.0.0.1", 7700)
     d.stopService()
+
+
+def test_a_snapshot_does_not_rerun_a_scheduled_message_already_delivered(node):
+    node.connect()
+    node.send(node.datagram(1, dict(hit(1), time=1010.0)))
+    node.reactor.advance(10)
+    assert [i for _, i, _ in Tally.seen] == [1]
+    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 2,
+        "snapshot": {"groups": [], "scheduled": [[1, hit(1, target=["n1"], time=1010.0)]]}}))
+    node.reactor.advance(1)
+    assert [i for _, i, _ in Tally.seen] == [1]

@@ -86,3 +86,11 @@ def test_certs_init_writes_private_keys(tmp_path):
     assert (tmp_path / "c" / "experimenters" / "eve.pem").exists()
     run = seer("certs", "init", "--dir", str(tmp_path / "c"), "--nodes", "bad.name")
     assert run.returncode == 2 and "not a valid node name" in run.stderr
+
+
+def test_controller_with_a_bad_node_file_says_which_name(tmp_path, certs_dir):
+    (tmp_path / "nodes.txt").write_text("client1\nbad.name\n")
+    run = seer("controller", "--certs", str(certs_dir), "--state-dir", str(tmp_path / "s"),
+               "--nodefile", str(tmp_path / "nodes.txt"))
+    assert run.returncode == 2
+    assert "'bad.name' is not a valid node name" in run.stderr and "Traceback" not in run.stderr

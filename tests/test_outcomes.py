@@ -67,3 +67,11 @@ def test_no_nodes_completes_at_once():
     clock, done, t = make()
     t.expect(1, [], 10, lambda s, o: done.append(o))
     assert done == [{}]
+
+
+def test_snapshot_skips_missed_events_even_when_they_were_due_later():
+    clock, done, t = make()
+    clock.advance(100)
+    t.expect(1, ["a"], 10, lambda s, o: done.append(o), is_state=False, due=160.0)
+    t.caught_up("a", 1)
+    assert done[0]["a"]["status"] == "skipped"

@@ -46,7 +46,7 @@ def test_covered_entries_are_dropped_so_the_model_stays_small():
     m = StateModel()
     for serial in range(1, 1001):
         m.apply(serial, set_msg(rate=serial), None, float(serial))
-    entries = m.to_json()[0]["vars"]["rate"]
+    entries = m.to_json()["groups"][0]["vars"]["rate"]
     assert len(entries) == 1 and entries[0][1] == 1000
 
 
@@ -79,3 +79,22 @@ def test_model_survives_a_checkpoint_round_trip():
     again = StateModel.from_json(m.to_json())
     assert again.snapshot_for("n1", 5.0) == m.snapshot_for("n1", 5.0)
     assert again.snapshot_for("n2", 5.0) == m.snapshot_for("n2", 5.0)
+
+
+def test_a_time_in_the_past_takes_effect_in_serial_order_like_on_the_nodes():
+    m = StateModel()
+    m.apply(1, run("START"), None, 100.0)
+    m.apply(2, run("STOP", time=97.0), None, 100.0)  # allowed: up to 5 s in the past
+    assert m.snapshot_for("n1", 101.0)["groups"][0]["run"] == "stopped"
+
+
+def test_put_files_are_state_and_listed_in_snapshots():
+    m = StateModel()
+    put = {"type": "PUT", "name": "a.py", "kind": "agent", "mode": 420, "size": 3, "sha256": "ab"}
+    m.apply(1, put, frozenset({"n1"}), 0.0)
+    m.apply(2, dict(put, sha256="cd"), frozenset({"n1"}), 1.0)
+    assert m.snapshot_for("n1", 5.0)["files"] == [
+        {"name": "a.py", "kind": "agent", "mode": 420, "size": 3, "sha256": "cd"}]
+    assert m.snapshot_for("n2", 5.0)["files"] == []
+    assert m.referenced_blobs() == {"cd"}
+    assert StateModel.from_json(m.to_json()).snapshot_for("n1", 5.0) == m.snapshot_for("n1", 5.0)

@@ -226,3 +226,14 @@ def test_datagram_with_valid_header_and_random_rest_raises_only_wire_error(rest)
         decode_datagram(VERIFY, header + rest)
     except WireError:
         pass
+
+
+def test_numbers_that_overflow_to_infinity_are_refused():
+    body = b'{"type":"COMMAND","id":1e999}'
+    data = struct.pack(">IBI", 5 + len(body), 1, len(body)) + body
+    with pytest.raises(WireError, match="out of range"):
+        FrameDecoder().feed(data)
+    signed = wire._seal(KEYS, KIND_MESSAGES, 7, 1, 1,
+                        b'[{"type":"COMMAND","target":"*","args":{"x":1e999}}]')
+    with pytest.raises(WireError, match="out of range"):
+        decode_datagram(VERIFY, signed)
