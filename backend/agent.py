@@ -77,9 +77,9 @@ TRAFFIC_VARIABLES = [
     Var("clients", "nodelist", [], "nodes that run the client loop"),
     Var("think", "distribution", "expo(1)", "seconds between client launches on a node"),
     Var("sizes", "distribution", "constant(1000)", "size of each client's transfer, bytes"),
-    Var("max_clients", "int", 10, "most clients running at once on a node"),
-    Var("duration", "float", 0, "seconds the client loop runs (0: until STOP)"),
-    Var("count", "int", 0, "clients each node launches in all (0: no limit)"),
+    Var("max_clients", "int", 10, "most clients running at once on a node", 1, 100_000),
+    Var("duration", "float", 0, "seconds the client loop runs (0: until STOP)", 0),
+    Var("count", "int", 0, "clients each node launches in all (0: no limit)", 0),
     Var("sources", "cidrlist", [],
         "source addresses for clients (default: the client node's own experiment addresses)"),
     Var("seed", "int", 0, "random seed for repeatable runs (0: a fresh one, reported)"),
@@ -204,8 +204,19 @@ class Agent:
         changes and VarError names every problem.
         """
         converted = convert_vars(self.declared_variables(), args, self.AGENT_TYPE)
+        self.validate(converted)
         self.vars.update(converted)
         self.raw_vars.update(args)
+
+    def validate(self, new: dict[str, dict[str, Any]]) -> None:
+        """Check a SET's converted values on this node before any is applied.
+
+        ``new`` maps each variable in the SET to its node table.  Raise
+        VarError (naming the variable) to refuse the whole SET on this node;
+        nothing changes.  For checks only the node can make (is that port
+        free here?); types and ranges are checked before, also by the
+        controller.
+        """
 
     def configDone(self) -> Any:
         """Called after a SET has been applied; override to react."""
@@ -232,6 +243,15 @@ class Agent:
         if var is None:
             raise KeyError(f"{self.AGENT_TYPE} has no variable {key!r}")
         return None if var.default is None else var.convert(var.default)
+
+    def handleVARS(self) -> dict[str, Any]:
+        """Every variable's value on this node (any agent answers VARS)."""
+        out = {}
+        for name in self.declared_variables():
+            value = self.getNodeVar(name)
+            out[name] = value if isinstance(value, (str, int, float, bool, list, type(None))) \
+                else str(value)
+        return out
 
     def takes_part(self) -> bool:
         """Whether this node is one of the group's NODES (if NODES is set)."""

@@ -322,6 +322,33 @@ class Experiment:
     def status(self) -> dict[str, Any]:
         return self.connection.request({"type": "STATUS"}).header
 
+    def subscribe(self) -> None:
+        """Become a sink: agents' REPORT and STREAM frames and the
+        controller's STATUS updates come to :meth:`events`."""
+        self.connection.request({"type": "SUBSCRIBE"})
+
+    def events(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Frames sent to this sink, as they come; stops after ``timeout`` s."""
+        return self.connection.events(timeout)
+
+    def wait_for_event(self, event: str, *, nodes: list[str] | None = None,
+                       agent: str | None = None, group: str | None = None,
+                       timeout: float = 30.0) -> dict[str, Frame]:
+        """Wait until each of ``nodes`` (default: any one) reported ``event``;
+        returns the reports by node.  Call :meth:`subscribe` first."""
+        wanted = set(nodes or [])
+        seen: dict[str, Frame] = {}
+        for frame in self.events(timeout):
+            if frame.type != "REPORT" or frame.get("event") != event:
+                continue
+            if (agent and frame.get("agent") != agent) or (group and frame.get("group") != group):
+                continue
+            seen[frame.get("node")] = frame
+            if (wanted and wanted <= set(seen)) or (not wanted and seen):
+                return seen
+        missing = sorted(wanted - set(seen)) if wanted else ["any node"]
+        raise SeerError(f"no {event!r} report from {', '.join(missing)} within {timeout:.0f} s")
+
     def agent(self, agent_type: str, group: str) -> AgentGroup:
         return AgentGroup(self, agent_type, group)
 

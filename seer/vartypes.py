@@ -125,12 +125,15 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 @dataclass(frozen=True)
 class Var:
-    """One declared agent variable: name, type, default and help text."""
+    """One declared agent variable: name, type, default, help text and, for
+    numbers, the smallest and largest value allowed."""
 
     name: str
     type: str = "string"
     default: Any = None
     help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in CONVERTERS:
@@ -138,13 +141,21 @@ class Var:
                 f"variable {self.name!r}: unknown type {self.type!r}; "
                 f"use one of {', '.join(CONVERTERS)}"
             )
+        if (self.minimum is not None or self.maximum is not None) and \
+                self.type not in ("int", "float"):
+            raise ValueError(f"variable {self.name!r}: only int and float have bounds")
 
     def convert(self, value: Any) -> Any:
         """Convert one wire value, or raise VarError naming this variable."""
         try:
-            return CONVERTERS[self.type](value)
+            result = CONVERTERS[self.type](value)
         except VarError as e:
             raise VarError(f"{self.name}: {e}") from None
+        if self.minimum is not None and result < self.minimum:
+            raise VarError(f"{self.name}: {result} is below the minimum {self.minimum:g}")
+        if self.maximum is not None and result > self.maximum:
+            raise VarError(f"{self.name}: {result} is above the maximum {self.maximum:g}")
+        return result
 
     def convert_table(self, raw: Any) -> dict[str, Any]:
         """Convert a SET value (plain or per-node table) to a node table."""
@@ -166,12 +177,17 @@ class Var:
         default = self.default
         if default is not None and not isinstance(default, (str, int, float, bool, list)):
             default = str(default)
-        return {"name": self.name, "type": self.type, "default": default, "help": self.help}
+        out = {"name": self.name, "type": self.type, "default": default, "help": self.help}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Var:
         return cls(data["name"], data.get("type", "string"), data.get("default"),
-                   data.get("help", ""))
+                   data.get("help", ""), data.get("minimum"), data.get("maximum"))
 
 
 def convert_vars(

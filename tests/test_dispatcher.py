@@ -98,7 +98,7 @@ def test_unknown_agent_type_and_command_fail_with_what_exists(setup):
     d.dispatch(1, cmd("START", agent="NOPE"))
     d.dispatch(2, cmd("LAUNCH"))
     assert "no agent of type 'NOPE' on this node (loaded: OTHER, SLOW)" in outcomes[0][2]
-    assert "SLOW has no command 'LAUNCH' (commands: BOOM, NEVER, START, STOP)" in outcomes[1][2]
+    assert "SLOW has no command 'LAUNCH' (commands: BOOM, NEVER, START, STOP, VARS)" in outcomes[1][2]
 
 
 def test_bad_set_fails_and_changes_nothing(setup):

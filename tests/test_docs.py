@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
 from backend import controller, daemon, serializer
@@ -12,6 +13,7 @@ from backend.agent import AgentContext
 from backend.agentloader import AgentRegistry
 from backend.dispatcher import Dispatcher
 from seer import config, wire
+from seer.vartypes import VarError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -68,8 +70,59 @@ def test_agent_guide_examples_load_and_behave(tmp_path):
 def test_agent_guide_testing_example_runs(tmp_path):
     registry = load_doc_agents(tmp_path)
     guide = (DOCS / "AGENTS.md").read_text()
-    (test_code,) = blocks(guide, "python")
+    (test_code,) = blocks(guide, "python test")
     exec(compile(test_code, "AGENTS.md", "exec"), {"Counter": registry.types["COUNTER"]})
+
+
+def test_agent_guide_validate_example_refuses_per_node(tmp_path):
+    registry = load_doc_agents(tmp_path)
+    disk = registry.types["DISK"]()
+    disk.attach(AgentContext(node="n1", agent_type="DISK", group="d", reactor=Clock()))
+    disk.processArgs({"path": str(tmp_path)})
+    try:
+        disk.processArgs({"path": {"*": str(tmp_path), "n1": "/nonexistent/x"}})
+    except VarError as e:
+        assert "path: /nonexistent/x is not a folder on n1" in str(e)
+    else:
+        raise AssertionError("expected VarError")
+    assert disk.getNodeVar("path") == str(tmp_path)
+
+
+@pytest.mark.e2e
+def test_agent_guide_traffic_generator_session_runs_for_real(tmp_path, monkeypatch):
+    from seer import client
+    from seer.localrun import LocalExperiment
+
+    guide = (DOCS / "AGENTS.md").read_text()
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    port = _free_port()
+    for i, code in enumerate(blocks(guide, "python agent")):
+        # The example's default port may be taken on this machine: use a free one.
+        (agents / f"doc_agent_{i}.py").write_text(code.replace("8000", str(port)))
+    lab = LocalExperiment(tmp_path / "lab", ["server1", "client1", "client2"],
+                          common_daemon_args=["--agent-dirs", str(agents)])
+    with lab:
+        for key, value in lab.env().items():
+            if key.startswith("SEER_"):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setattr(client, "_default_experiment", None)
+        (session,) = blocks(guide, "python session")
+        exec(compile(session, "AGENTS.md", "exec"), {})
+        client._default_experiment.close()
+    log = (lab.workdir / "nodes/server1/WEBFETCH-web1/agent.log").read_text()
+    assert log.count('"GET / HTTP/1.1" 200') >= 5
+    for node in ("client1", "client2"):
+        clients = (lab.workdir / f"nodes/{node}/WEBFETCH-web1/clients.log").read_text()
+        assert "[curl" in clients and "ended: exit code 0" in clients
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_protocol_document_states_the_codes_limits():

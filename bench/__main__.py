@@ -1,0 +1,32 @@
+"""python -m bench BENCHMARK [options]  --  or `make bench` for all of them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import launch_rate
+
+BENCHMARKS = {
+    "launch-rate": launch_rate.main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="SEER benchmarks: real processes on this machine; each prints a table "
+                    "and writes JSON under bench/results/. No argument runs them all.")
+    parser.add_argument("benchmark", nargs="?", choices=sorted(BENCHMARKS),
+                        help="one benchmark (its own options follow; --help for them)")
+    args, rest = parser.parse_known_args(argv)
+    chosen = [args.benchmark] if args.benchmark else sorted(BENCHMARKS)
+    for name in chosen:
+        BENCHMARKS[name](rest if args.benchmark else [])
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
