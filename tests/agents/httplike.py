@@ -35,7 +35,8 @@ class HttpLike(TrafficAgent):
                 try:
                     s.bind((self._address(), port))
                 except OSError as e:
-                    raise VarError(f"port: {port} is not free on {self.nodename} ({e.strerror})")
+                    raise VarError(
+                        f"port: {port} is not free on {self.nodename} ({e.strerror})") from None
 
     def serverExec(self):
         port = self.getNodeVar("port")
