@@ -26,8 +26,9 @@ exit codes: 0 all targeted nodes applied it; 1 a node failed or did not
 confirm; 2 refused (bad request, nothing sent); 3 controller unreachable.
 
 The controller and credentials come from --controller/--certs/--identity,
-else SEER_CONTROLLER, SEER_CERTS, SEER_IDENTITY, else 127.0.0.1:7700, ./certs
-and the only experimenter certificate there.
+else SEER_CONTROLLER, SEER_CERTS, SEER_IDENTITY, else the testbed `seer
+testbed up` started (SEER_TESTBED names one if several run), else
+127.0.0.1:7700, ./certs and the only experimenter certificate there.
 """
 
 
@@ -361,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IP address(es) for the controller certificate (default: 127.0.0.1)")
     p.add_argument("--force", action="store_true", help="replace an existing CA")
 
+    from seer.testbed.cli import add_commands
+
+    add_commands(sub, EPILOG)
+
     p = add("nodes", cmd_nodes, "list the experiment's nodes",
             "List nodes: up/down/never registered, last serial, lag, addresses, attributes.")
     _client_flags(p)
@@ -425,12 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     from seer.certs import CertError
     from seer.client import ControllerUnreachable, RequestRefused, SeerError
     from seer.config import ConfigError
+    from seer.testbed.cli import TestbedError
+    from seer.testbed.netns import CommandFailed
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ConfigError, CertError) as e:
+    except (UsageError, ConfigError, CertError, TestbedError, CommandFailed) as e:
         print(f"seer {args.subcommand}: {e}", file=sys.stderr)
         return EXIT_REFUSED
     except RequestRefused as e:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 from seer.certs import CONTROLLER_NAME, CertDirectory, CertError
 from seer.config import ConfigError, parse_hostport
+from seer.testbed.state import client_defaults
 from seer.tls import client_context
 from seer.wire import Frame, FrameDecoder, WireError, encode_frame
 
@@ -172,7 +173,15 @@ class Connection:
         connect_timeout: float = 10.0,
         server_name: str = CONTROLLER_NAME,
     ) -> None:
-        controller = controller or os.environ.get("SEER_CONTROLLER") or DEFAULT_CONTROLLER
+        controller = controller or os.environ.get("SEER_CONTROLLER")
+        if controller is None:
+            # The shell that ran `seer testbed up` talks to that testbed.
+            testbed = client_defaults()
+            if testbed is not None:
+                controller = testbed["controller"]
+                certs = certs or os.environ.get("SEER_CERTS") or testbed["certs"]
+                identity = identity or os.environ.get("SEER_IDENTITY") or testbed["identity"]
+        controller = controller or DEFAULT_CONTROLLER
         certs = certs or os.environ.get("SEER_CERTS") or "certs"
         identity = identity or os.environ.get("SEER_IDENTITY") or None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -94,3 +95,10 @@ def test_controller_with_a_bad_node_file_says_which_name(tmp_path, certs_dir):
                "--nodefile", str(tmp_path / "nodes.txt"))
     assert run.returncode == 2
     assert "'bad.name' is not a valid node name" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_testbed_without_root_says_so_plainly(monkeypatch):
+    from seer.testbed import netns
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in netns.can_build() and "loopback mode" in netns.can_build()

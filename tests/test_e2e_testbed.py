@@ -1,0 +1,174 @@
+"""The local testbed in network namespaces, for real (root needed)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from seer.client import Experiment
+from seer.testbed import build, runner, state
+from seer.testbed.netns import can_build, in_namespace
+from seer.testbed.topology import load_topology, parse_topology
+
+from test_topology import CHAIN, EXAMPLES
+
+REASON = can_build()
+pytestmark = [pytest.mark.e2e, pytest.mark.netns,
+              pytest.mark.skipif(REASON is not None, reason=REASON or "")]
+
+
+@pytest.fixture(autouse=True)
+def private_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEER_TESTBED_DIR", str(tmp_path / "testbeds"))
+    monkeypatch.delenv("SEER_CONTROLLER", raising=False)
+    monkeypatch.delenv("SEER_TESTBED", raising=False)
+
+
+def host_network() -> tuple[str, str]:
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    return links, routes
+
+
+def unique(name: str) -> str:
+    return f"{name}{os.getpid() % 1000}"
+
+
+def client_of(testbed: dict) -> Experiment:
+    c = testbed["client"]
+    return Experiment(c["controller"], c["certs"], c["identity"])
+
+
+def seer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seer", *args], capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ))
+
+
+def test_up_routes_every_pair_and_down_leaves_nothing():
+    before = host_network()
+    topology = parse_topology(CHAIN, name=unique("chain"))
+    testbed = runner.up(topology)
+    try:
+        name = topology.name
+        assert len(build.testbed_namespaces(name)) == 6
+        for a, b in itertools.permutations(topology.nodes, 2):
+            target = topology.address_of(b)[-1]
+            ping = subprocess.run(in_namespace(build.node_ns(name, a),
+                                               ["ping", "-c1", "-W2", target]),
+                                  capture_output=True, text=True)
+            assert ping.returncode == 0, f"{a} cannot reach {b} at {target}"
+        with client_of(testbed) as exp:
+            result = exp.agent("NOOP", "g").command("ECHO")  # multicast over the control bridge
+            nodes = {n["name"]: n for n in exp.nodes()}
+        assert sorted(result.outcomes) == sorted(topology.nodes)
+        assert nodes["a"]["addresses"] == ["198.18.0.1"]  # discovered in its namespace
+    finally:
+        runner.down(topology.name)
+    assert build.testbed_namespaces(topology.name) == []
+    assert build.processes_in(topology.name) == []
+    assert host_network() == before
+    assert runner.down(topology.name) == {"processes": 0, "namespaces": 0}
+
+
+def test_the_cli_in_the_same_shell_reaches_the_testbed_and_down_works_after_a_crash():
+    name = unique("cli")
+    run = seer("testbed", "up", str(EXAMPLES / "demo.toml"), "--name", name)
+    assert run.returncode == 0, run.stdout + run.stderr
+    try:
+        assert f"testbed {name} is up: 6 nodes registered" in run.stdout
+        nodes = seer("nodes")
+        assert nodes.returncode == 0 and "6 of 6 node(s) up" in nodes.stdout, nodes.stderr
+        assert seer("start", "NOOP", "x", "--target", "@role=router").returncode == 0
+        run = seer("testbed", "exec", "client1", "--", "ping", "-c1", "-W2", "198.18.10.2")
+        assert run.returncode == 0, run.stdout + run.stderr
+        # A crash: every process killed, state left behind.
+        for pid in build.processes_in(name):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+    finally:
+        down = seer("testbed", "down", name)
+    assert down.returncode == 0 and f"testbed {name} is down" in down.stdout
+    assert build.testbed_namespaces(name) == [] and build.processes_in(name) == []
+    assert seer("testbed", "down", name).returncode == 0  # twice in a row
+
+
+def test_two_testbeds_at_once_stay_apart():
+    first = load_topology(EXAMPLES / "demo.toml", unique("one"))
+    second = load_topology(EXAMPLES / "demo.toml", unique("two"))
+    a = runner.up(first)
+    try:
+        b = runner.up(second)
+        try:
+            with client_of(a) as exp:
+                exp.agent("NOOP", "only-a").start()
+                serial_a = exp.status()["serial"]
+            with client_of(b) as exp:
+                assert exp.status()["serial"] == 0 < serial_a
+            assert set(build.testbed_namespaces(first.name)).isdisjoint(
+                build.testbed_namespaces(second.name))
+        finally:
+            runner.down(second.name)
+        with client_of(a) as exp:  # the first is untouched by the second's down
+            assert exp.agent("NOOP", "only-a").command("ECHO").ok
+    finally:
+        runner.down(first.name)
+
+
+def test_commands_survive_20_percent_control_network_loss():
+    topology = load_topology(EXAMPLES / "demo.toml", unique("lossy"))
+    testbed = runner.up(topology, control_loss=0.2)
+    try:
+        with client_of(testbed) as exp:
+            pending = [exp.submit_command("NOOP", "g", "ECHO", {"i": i}, timeout=30)
+                       for i in range(300)]
+            for p in pending:
+                assert p.result().ok
+            for i in range(100):  # one at a time: one datagram each
+                assert exp.command("NOOP", "g", "ECHO", {"i": i}).ok
+            stats = {n["name"]: n["stats"] for n in exp.nodes()}
+        assert build.control_loss_counters(topology.name) > 0
+        assert sum(s.get("repairs_received", 0) for s in stats.values()) > 0
+    finally:
+        runner.down(topology.name)
+
+
+def test_twenty_nodes_register(capsys):
+    topology = load_topology(EXAMPLES / "star20.toml", unique("star"))
+    testbed = runner.up(topology)
+    try:
+        with capsys.disabled():
+            print(f"\n20-node testbed: every daemon registered {testbed['registered_in']} s "
+                  "after `up` started")
+        with client_of(testbed) as exp:
+            assert sum(1 for n in exp.nodes() if n["up"]) == 20
+    finally:
+        runner.down(topology.name)
+
+
+def test_delay_without_netem_is_a_clear_error_and_nothing_is_left():
+    topology = parse_topology("[lans.x]\nnodes = ['a', 'b']\ndelay = '10ms'\n",
+                              name=unique("delay"))
+    try:
+        runner.up(topology)
+    except build.BuildError as e:
+        assert "netem" in str(e) and "remove `delay`" in str(e)
+    else:  # a kernel with netem: then it simply works
+        runner.down(topology.name)
+    assert build.testbed_namespaces(topology.name) == []
+
+
+def test_a_name_in_use_is_refused():
+    topology = parse_topology(CHAIN, name=unique("dup"))
+    runner.up(topology)
+    try:
+        with pytest.raises(runner.UpError, match="already exists"):
+            runner.up(topology)
+    finally:
+        runner.down(topology.name)
+    assert state.known() == []
