@@ -323,6 +323,6 @@ def _compute_routes(topology: Topology) -> None:
                             first_hop[onward.network] = first_hop[network]
                             queue.append(onward.network)
         source.routes = sorted((str(by_network[n].subnet), via) for n, via in first_hop.items())
-        for name, net in by_network.items():
+        for name in by_network:
             if name not in attached and name not in first_hop:
                 topology.unreachable.append((source.name, name))
