@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections import Counter
 import os
 import random
 import sys
@@ -52,11 +53,12 @@ from twisted.logger import Logger
 
 from backend.addresspool import AddressPool, PoolAddress
 from backend.processes import ManagedProcess, ProcessManager, sweep, wait_for_port
+from backend.safety import TargetRefused, resolve_targets
 from seer.distributions import Distribution
 from seer.vartypes import Var, VarError, convert_vars
 
 __all__ = ["Agent", "TrafficAgent", "AgentContext", "AddressPool", "PoolAddress", "Var",
-           "VarError", "MENUS", "TRAFFIC_VARIABLES"]
+           "VarError", "MENUS", "TRAFFIC_VARIABLES", "ProcessFailed", "TargetRefused"]
 
 MENUS = ("Traffic", "Attack", "Measurement", "Control")
 
@@ -83,11 +85,34 @@ TRAFFIC_VARIABLES = [
     Var("sources", "cidrlist", [],
         "source addresses for clients (default: the client node's own experiment addresses)"),
     Var("seed", "int", 0, "random seed for repeatable runs (0: a fresh one, reported)"),
+    Var("warmup", "float", 1.0,
+        "seconds the client loop waits before its first client, so servers started by the "
+        "same START are up", 0, 3600),
 ]
+
+
+class ProcessFailed(OSError):
+    """A tool an agent ran exited with an error."""
 
 
 def _no_table() -> Deferred:
     return succeed({})
+
+
+def _tc_pid(item: dict[str, Any]) -> int:
+    data = item.get("data") or {}
+    return int(data.get("pid", 0)) if isinstance(data, dict) else 0
+
+
+def _sum_stats(stats: Any) -> dict[str, Any]:
+    """Several traffic controllers' counters added up (rates too)."""
+    total: dict[str, Any] = {}
+    for item in stats:
+        for key, value in item.items():
+            if key == "pid" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 @dataclass
@@ -107,6 +132,9 @@ class AgentContext:
     #: Tag that marks every process this agent starts (see backend.processes).
     process_tag: str = ""
     processes: ProcessManager | None = None
+    #: Seconds between "counters" streams while they change (None: never;
+    #: a traffic controller sends its counters with its "clients" stream).
+    counters_interval: float | None = 1.0
 
     def process_manager(self) -> ProcessManager:
         if self.processes is None:
@@ -139,6 +167,12 @@ class Agent:
         self.context: AgentContext | None = None
         #: Random numbers for this agent; seeded by ``seed`` in traffic agents.
         self.rng = random.Random()
+        #: What the agent did (requests, bytes, errors...): STATS returns it,
+        #: and it is streamed to sinks as "counters" while it changes.
+        self.counters: Counter[str] = Counter()
+        #: The latest "clients" stream of each traffic controller, by PID.
+        self.client_stats: dict[int, dict[str, Any]] = {}
+        self._counters_call: Any = None
 
     # -- set-up by the runtime ------------------------------------------------
 
@@ -244,6 +278,26 @@ class Agent:
             raise KeyError(f"{self.AGENT_TYPE} has no variable {key!r}")
         return None if var.default is None else var.convert(var.default)
 
+    # -- counters -------------------------------------------------------------------
+
+    def count(self, name: str, n: float = 1) -> None:
+        """Add to a counter; sinks get the counters within a second."""
+        self.counters[name] += n
+        interval = self.context.counters_interval if self.context else None
+        if interval is not None and self._counters_call is None:
+            self._counters_call = self.reactor.callLater(interval, self._stream_counters)
+
+    def _stream_counters(self) -> None:
+        self._counters_call = None
+        self.stream("counters", dict(self.counters))
+
+    def handleSTATS(self) -> dict[str, Any]:
+        """This node's counters, and its traffic controllers' (any agent answers STATS)."""
+        out: dict[str, Any] = {"counters": dict(self.counters)}
+        if self.client_stats:
+            out["clients"] = _sum_stats(self.client_stats.values())
+        return out
+
     def handleVARS(self) -> dict[str, Any]:
         """Every variable's value on this node (any agent answers VARS)."""
         out = {}
@@ -302,6 +356,38 @@ class Agent:
             return deferToThreadPool(reactor, reactor.getThreadPool(), sweep, manager.tag)
 
         return manager.terminate_all().addCallback(sweep_strays)
+
+    def runProcess(self, argv: list[str], timeout: float = 30.0) -> Deferred:
+        """Run a tool (tc, ip, ...) to completion without blocking; fires with
+        its standard output, or fails with ProcessFailed saying what it printed."""
+        output: list[str] = []
+        errors: list[str] = []
+
+        def collect(fd: int, line: bytes) -> bool:
+            (output if fd == 1 else errors).append(line.decode(errors="replace"))
+            return False  # and into the agent log
+
+        process = self.spawn(argv, name=os.path.basename(argv[0]), on_line=collect)
+        timer = self.reactor.callLater(timeout, process.signal_group, 9)
+
+        def ended(p: ManagedProcess) -> str:
+            if timer.active():
+                timer.cancel()
+            if p.exit_code != 0:
+                message = " ".join(errors or output).strip() or p.describe_exit()
+                raise ProcessFailed(f"`{' '.join(argv)}` failed: {message}")
+            return "\n".join(output)
+
+        return process.ended.addCallback(ended)
+
+    def resolveTargets(self, specs: list[str], allow: list[str] | None = None) -> Deferred:
+        """Node names and addresses to PoolAddress targets inside the experiment.
+
+        Fails with TargetRefused for an address outside the experiment's own
+        addresses and subnets, unless ``allow`` (CIDRs) covers it.
+        """
+        return self.context.node_table().addCallback(
+            lambda table: resolve_targets(specs, table, allow or []))
 
     def waitForPort(self, host: str, port: int, timeout: float = 10.0) -> Deferred:
         """Fires once ``host:port`` accepts TCP connections (a server is up);
@@ -397,6 +483,7 @@ class Agent:
             "seed": seed,
             "workdir": str(workdir),
             "tag": self.context.process_manager().tag + "/clients",
+            "table": table,
         }
         if spec["source"] is None:
             raise ValueError(f"{self.AGENT_TYPE} was not loaded from a module file or an "
@@ -418,8 +505,12 @@ class Agent:
             return False
         if "event" in item:
             self.report(str(item["event"]), **(item.get("data") or {}))
+            if item["event"] == "clients_done" and isinstance(item.get("data"), dict):
+                self.client_stats[_tc_pid(item)] = item["data"]
         elif "stream" in item:
             self.stream(str(item["stream"]), item.get("data"))
+            if item["stream"] == "clients" and isinstance(item.get("data"), dict):
+                self.client_stats[_tc_pid(item)] = item["data"]
         else:
             return False
         return True

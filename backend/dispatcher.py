@@ -40,6 +40,10 @@ SystemHandler = Callable[[int, dict[str, Any]], Deferred]
 
 HANDLER_TIMEOUT = 300.0
 
+#: Errors that describe a user's mistake or a tool's failure: reported
+#: without a traceback.  Anything else (a bug) gets the last three frames.
+USER_ERRORS = (ValueError, OSError, TimeoutError)
+
 
 class Dispatcher:
     def __init__(
@@ -292,7 +296,8 @@ def _describe_failure(failure: Failure) -> str:
     error = failure.value
     summary = _describe(error)
     tb = failure.getTracebackObject()
-    if tb is None:
+    if tb is None or isinstance(error, USER_ERRORS):
+        # A refusal that says what was wrong needs no traceback.
         return summary
     # The last three frames of the agent's own code, not of Twisted's machinery.
     frames = [f for f in traceback.extract_tb(tb) if "/twisted/" not in f.filename][-3:]

@@ -110,6 +110,11 @@ class ManagedProcess(ProcessProtocol):
     def running(self) -> bool:
         return not self.ended.called
 
+    def signal_group(self, signum: int) -> None:
+        """Signal this process's group (itself and anything it started)."""
+        if self.running and self.pid is not None:
+            _kill_group(self.pid, signum)
+
     def describe_exit(self) -> str:
         if self.signal is not None:
             return f"killed by signal {self.signal}"

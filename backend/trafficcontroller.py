@@ -25,13 +25,14 @@ It talks to its agent in the daemon with JSON lines on standard output:
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from twisted.internet.defer import maybeDeferred
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from backend.addresspool import AddressPool
@@ -57,7 +58,8 @@ class TrafficController:
         context = AgentContext(
             node=spec["node"], agent_type=spec["agent_type"], group=spec["group"],
             reactor=reactor, workdir=spec["workdir"], process_tag=spec["tag"],
-            processes=self.processes,
+            processes=self.processes, counters_interval=None,
+            node_table=lambda: succeed(spec.get("table") or {}),
             report=lambda event, data: emit({"event": event, "data": data}),
             stream=lambda name, data: emit({"stream": name, "data": data}),
         )
@@ -83,15 +85,21 @@ class TrafficController:
         self._stats.start(STATS_INTERVAL, now=False)
         if self.duration:
             self.reactor.callLater(self.duration, self.finish, "duration reached")
-        maybeDeferred(self.agent.clientInit).addCallbacks(lambda _: self._turn(), self._failed)
+        warmup = self.agent.getNodeVar("warmup")
+        d = maybeDeferred(self.agent.clientInit)
+        d.addCallback(lambda _: deferLater(self.reactor, warmup, lambda: None) if warmup else None)
+        d.addCallbacks(lambda _: self._turn(), self._failed)
 
     def counters(self) -> dict[str, Any]:
         elapsed = max(1e-9, self.reactor.seconds() - self.started_at)
         c = self.processes.counters
-        return {"launched": c["launched"], "running": len(self.processes.running),
-                "exited_ok": c["exited_ok"], "exited_error": c["exited_error"],
-                "killed": c["killed"], "elapsed": round(elapsed, 3),
-                "launch_rate": round(c["launched"] / elapsed, 2)}
+        stats = {"launched": c["launched"], "running": len(self.processes.running),
+                 "exited_ok": c["exited_ok"], "exited_error": c["exited_error"],
+                 "killed": c["killed"], "elapsed": round(elapsed, 3),
+                 "launch_rate": round(c["launched"] / elapsed, 2), "pid": os.getpid()}
+        # What the agent's clientExec counted (requests, bytes...), too.
+        stats.update({k: v for k, v in self.agent.counters.items() if k not in stats})
+        return stats
 
     def _emit_stats(self) -> None:
         self.emit({"stream": "clients", "data": self.counters()})

@@ -80,7 +80,7 @@ def _message_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="how long to wait for every node's outcome (default: the controller's, 10 s)")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--delay", type=float, metavar="SECONDS",
+    when.add_argument("--after", type=float, metavar="SECONDS",
                       help="act this many seconds from now, on every node together")
     when.add_argument("--at", type=float, metavar="UNIX_TIME", help="act at this time")
 
@@ -116,14 +116,14 @@ def cmd_set(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     with _experiment(args) as exp:
         result = exp.set(args.agent, args.group, variables, target=args.target,
-                         timeout=args.timeout, at=args.at, delay=args.delay, check=False)
+                         timeout=args.timeout, at=args.at, after=args.after, check=False)
     return _print_result(result, args.json)
 
 
 def _run_command(args: argparse.Namespace, command: str, arguments: dict[str, Any]) -> int:
     with _experiment(args) as exp:
         result = exp.command(args.agent, args.group, command, arguments, target=args.target,
-                             timeout=args.timeout, at=args.at, delay=args.delay, check=False)
+                             timeout=args.timeout, at=args.at, after=args.after, check=False)
     return _print_result(result, args.json)
 
 

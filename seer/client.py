@@ -367,30 +367,30 @@ class Experiment:
                  blob: bytes = b"", on_file: Callable[[Frame], None] | None = None) -> Pending:
         timeout = self.timeout if timeout is None else timeout
         header = dict(header, timeout=timeout)
-        wait = timeout + RESULT_MARGIN + (header.get("delay") or 0)
+        wait = timeout + RESULT_MARGIN + (header.get("delay") or 0)  # "after", on the wire
         wait += max(0.0, (header.get("time") or 0) - time.time())
         return Pending(self.connection, self.connection.send(header, blob), what, wait, on_file)
 
     def submit_command(self, agent_type: str, group: str, command: str,
                        args: dict[str, Any] | None = None, *, target: Any = None,
                        timeout: float | None = None, at: float | None = None,
-                       delay: float | None = None) -> Pending:
+                       after: float | None = None) -> Pending:
         """Send a command without waiting; ``.result()`` waits for its outcomes.
 
         Many commands can be in flight at once on one connection.
         """
         header = {"type": "COMMAND", "agent": agent_type, "group": group,
                   "command": command, "args": args or {}, "target": target}
-        header.update(_when(at, delay))
+        header.update(_when(at, after))
         return self._submit(header, f"{command} {agent_type} {group}", timeout)
 
     def submit_set(self, agent_type: str, group: str, variables: dict[str, Any], *,
                    target: Any = None, timeout: float | None = None, at: float | None = None,
-                   delay: float | None = None) -> Pending:
+                   after: float | None = None) -> Pending:
         """Send a SET without waiting; ``.result()`` waits for its outcomes."""
         header = {"type": "SET", "agent": agent_type, "group": group, "vars": variables,
                   "target": target}
-        header.update(_when(at, delay))
+        header.update(_when(at, after))
         return self._submit(header, f"SET {agent_type} {group}", timeout)
 
     def put(self, source: str | Path | bytes, name: str | None = None, *, kind: str = "file",
@@ -494,12 +494,12 @@ class Pending:
         return self._result
 
 
-def _when(at: float | None, delay: float | None) -> dict[str, float]:
+def _when(at: float | None, after: float | None) -> dict[str, float]:
     out = {}
     if at is not None:
         out["time"] = at
-    if delay is not None:
-        out["delay"] = delay
+    if after is not None:
+        out["delay"] = after
     return out
 
 
@@ -515,12 +515,16 @@ class AgentGroup:
         return f"AgentGroup({self.agent_type!r}, {self.group!r})"
 
     def set(self, variables: dict[str, Any] | None = None, *, target: Any = None,
-            timeout: float | None = None, at: float | None = None, delay: float | None = None,
+            timeout: float | None = None, at: float | None = None, after: float | None = None,
             check: bool = True, **more: Any) -> Result:
-        """Set variables (a dict and/or keywords); values may be per-node tables."""
+        """Set variables (a dict and/or keywords); values may be per-node tables.
+
+        The keywords target, timeout, at, after and check are options, not
+        variables: put a variable of one of those names in the dict.
+        """
         merged = dict(variables or {}, **more)
         return self.experiment.set(self.agent_type, self.group, merged, target=target,
-                                   timeout=timeout, at=at, delay=delay, check=check)
+                                   timeout=timeout, at=at, after=after, check=check)
 
     def command(self, command: str, args: dict[str, Any] | None = None, **options: Any) -> Result:
         return self.experiment.command(self.agent_type, self.group, command, args, **options)

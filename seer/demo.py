@@ -24,7 +24,7 @@ STEPS = [
      "a SET with a per-node value, applied on all five"),
     (["command", "NOOP", "demo", "ECHO", "--target", "node[1-3]"], 0,
      "a command to three nodes by wildcard; each answers with its note"),
-    (["start", "NOOP", "demo", "--delay", "0.5"], 0,
+    (["start", "NOOP", "demo", "--after", "0.5"], 0,
      "a START scheduled half a second ahead: every node acts at the same moment"),
     (["set", "NOOP", "demo", "colour=blue"], 2,
      "a bad request: refused by the controller, nothing sent"),

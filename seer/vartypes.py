@@ -102,6 +102,36 @@ def _as_cidrlist(value: Any) -> list[str]:
     return out
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(bit|bps)?\s*$", re.I)
+_RATE_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_rate(value: Any) -> float:
+    """Bits per second from 10mbit, 500kbit, 1.5gbit, 2mbps (bytes!) or a number."""
+    if isinstance(value, bool):
+        raise VarError(f"expected a rate such as 10mbit, got {value!r}")
+    if isinstance(value, (int, float)):
+        result = float(value)
+    else:
+        m = _RATE.match(str(value))
+        if not m:
+            raise VarError(f"expected a rate such as 10mbit, 500kbit or 1gbit, got {value!r}")
+        result = float(m.group(1)) * _RATE_UNITS[m.group(2).lower()]
+        if (m.group(3) or "").lower() == "bps":
+            result *= 8  # tc's bps means bytes per second
+    if not math.isfinite(result) or result < 0:
+        raise VarError(f"expected a rate of at least 0, got {value!r}")
+    return result
+
+
+def format_rate(bits_per_second: float) -> str:
+    """A rate as tc writes it: 10mbit, 500kbit, 1200bit."""
+    for unit, scale in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
+        if bits_per_second >= scale and bits_per_second % scale == 0:
+            return f"{int(bits_per_second // scale)}{unit}"
+    return f"{int(round(bits_per_second))}bit"
+
+
 def _as_distribution(value: Any):
     try:
         return parse_distribution(value)
@@ -120,6 +150,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "nodelist": _as_nodelist,
     "cidrlist": _as_cidrlist,
     "distribution": _as_distribution,
+    "rate": parse_rate,
 }
 
 
@@ -142,8 +173,8 @@ class Var:
                 f"use one of {', '.join(CONVERTERS)}"
             )
         if (self.minimum is not None or self.maximum is not None) and \
-                self.type not in ("int", "float"):
-            raise ValueError(f"variable {self.name!r}: only int and float have bounds")
+                self.type not in ("int", "float", "rate"):
+            raise ValueError(f"variable {self.name!r}: only int, float and rate have bounds")
 
     def convert(self, value: Any) -> Any:
         """Convert one wire value, or raise VarError naming this variable."""

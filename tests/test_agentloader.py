@@ -51,7 +51,7 @@ def test_catalogue_describes_commands_and_typed_variables():
     registry = AgentRegistry()
     registry.load_directory(TEST_AGENTS)
     entry = registry.catalogue()["RECORDER"]
-    assert entry["commands"] == ["FAIL", "RECORD", "START", "STOP", "VARS"]
+    assert entry["commands"] == ["FAIL", "RECORD", "START", "STATS", "STOP", "VARS"]
     assert entry["menu"] == "Measurement"
     variables = {v["name"]: v for v in entry["variables"]}
     assert variables["count"] == {"name": "count", "type": "int", "default": 0,

@@ -30,10 +30,13 @@ class Slow(Agent):
         Slow.log_.append("STOP")
 
     def handleBOOM(self, args):
-        raise ValueError(f"boom {args.get('x')}")
+        raise RuntimeError(f"boom {args.get('x')}")
 
     def handleNEVER(self):
         return Deferred()
+
+    def handleREFUSE(self):
+        raise ValueError("not on a Sunday")
 
 
 class Other(Agent):
@@ -89,7 +92,7 @@ def test_handler_exception_fails_that_outcome_with_a_short_traceback(setup):
     d.dispatch(2, cmd("START"))
     serial, status, error, result = outcomes[0]
     assert (serial, status) == (1, "failed")
-    assert error.startswith("ValueError: boom 7 [at handleBOOM (test_dispatcher.py:")
+    assert error.startswith("RuntimeError: boom 7 [at handleBOOM (test_dispatcher.py:")
     assert outcomes[1][:2] == (2, "applied")
 
 
@@ -98,7 +101,7 @@ def test_unknown_agent_type_and_command_fail_with_what_exists(setup):
     d.dispatch(1, cmd("START", agent="NOPE"))
     d.dispatch(2, cmd("LAUNCH"))
     assert "no agent of type 'NOPE' on this node (loaded: OTHER, SLOW)" in outcomes[0][2]
-    assert "SLOW has no command 'LAUNCH' (commands: BOOM, NEVER, START, STOP, VARS)" in outcomes[1][2]
+    assert "SLOW has no command 'LAUNCH' (commands: BOOM, NEVER, REFUSE, START, STATS, STOP, VARS)" in outcomes[1][2]
 
 
 def test_bad_set_fails_and_changes_nothing(setup):
@@ -148,3 +151,9 @@ def test_snapshot_starts_a_group_that_should_be_running(setup):
     assert Slow.log_ == ["configDone rate=3", "START"]
     assert d.run_state[("SLOW", "g")] == "running"
     assert outcomes == []  # snapshots report through the daemon, not per message
+
+
+def test_a_refusal_needs_no_traceback(setup):
+    d, outcomes, _ = setup
+    d.dispatch(1, cmd("REFUSE"))
+    assert outcomes[0][2] == "ValueError: not on a Sunday"

@@ -1,0 +1,1 @@
+"""Helper programs the shipped agents run as processes of their own."""

@@ -1,0 +1,298 @@
+"""The shipped agents on the namespace testbed: real traffic, checked on the wire."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from procfs import tagged
+from seer.client import CommandFailed, Experiment, RequestRefused
+from seer.testbed import build, runner
+from seer.testbed.netns import can_build, in_namespace
+from seer.testbed.topology import load_topology
+
+from test_topology import EXAMPLES
+
+REASON = can_build()
+pytestmark = [pytest.mark.e2e, pytest.mark.netns,
+              pytest.mark.skipif(REASON is not None, reason=REASON or "")]
+
+SERVER = "198.18.10.2"  # server1 in examples/topologies/demo.toml
+SPOOFED = "198.18.2.128/25"  # on the attacker's LAN, owned by no node
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("testbeds")
+    old = os.environ.get("SEER_TESTBED_DIR")
+    os.environ["SEER_TESTBED_DIR"] = str(folder)
+    topology = load_topology(EXAMPLES / "demo.toml", f"agents{os.getpid() % 1000}")
+    testbed = runner.up(topology)
+    try:
+        yield testbed
+    finally:
+        runner.down(topology.name)
+        if old is None:
+            os.environ.pop("SEER_TESTBED_DIR", None)
+        else:
+            os.environ["SEER_TESTBED_DIR"] = old
+
+
+@pytest.fixture
+def exp(bed):
+    c = bed["client"]
+    with Experiment(c["controller"], c["certs"], c["identity"]) as e:
+        yield e
+
+
+def on(bed, node: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(in_namespace(build.node_ns(bed["name"], node), list(argv)),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stats(group, node: str) -> dict:
+    return group.command("STATS", target=node).outcomes[node].result
+
+
+def nothing_left(bed, agent: str, group: str) -> None:
+    for node, pid in bed["pids"].items():
+        if node in ("controller", "relay"):
+            continue
+        tag = f"{node}/{pid}/{agent}/{group}"
+        for _ in range(50):
+            if not tagged(tag):
+                break
+            time.sleep(0.1)
+        assert tagged(tag) == [], f"{agent} {group} left processes on {node}"
+
+
+def test_http_serves_the_right_bytes_and_counts_requests(bed, exp):
+    web = exp.agent("HTTP", "web")
+    web.set(servers="server1", clients="client1 client2", think="minmax(0.1,0.3)",
+            sizes="pareto(1.4,5000,200000)")
+    web.start(target="server1,client1,client2")
+    curl = on(bed, "client3", "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
+              f"http://{SERVER}:8080/123457")
+    assert curl.stdout == "123457", curl.stderr
+    time.sleep(2)
+    clients = stats(web, "client1")["clients"]
+    server = stats(web, "server1")["counters"]
+    web.stop(target="server1,client1,client2")
+    assert clients["requests"] >= 3 and clients["bytes"] >= 3 * 5000 and not clients.get("errors")
+    assert server["served_requests"] >= clients["requests"] + 1
+    nothing_left(bed, "HTTP", "web")
+
+
+def test_ftp_lets_a_real_client_log_in_and_fetch(bed, exp):
+    ftp = exp.agent("FTP", "ftp")
+    ftp.set(servers="server1", clients="client1", think="constant(0.3)", sizes="constant(20000)",
+            warmup=0)
+    ftp.start(target="server1")  # the server first: then clients need no warm-up
+    ftp.start(target="client1")
+    fetched = on(bed, "client3", "curl", "-sS", "--user", "seer:seer", "-o", "/dev/null",
+                 "-w", "%{size_download}", f"ftp://{SERVER}/54321")
+    refused = on(bed, "client3", "curl", "-sS", "--user", "seer:wrong", "-o", "/dev/null",
+                 f"ftp://{SERVER}/54321")
+    listing = on(bed, "client3", "curl", "-sS", "--user", "seer:seer", f"ftp://{SERVER}/")
+    time.sleep(1.5)
+    clients = stats(ftp, "client1")["clients"]
+    ftp.stop(target="server1,client1")
+    assert fetched.stdout == "54321", fetched.stderr
+    assert refused.returncode != 0 and "530" in refused.stderr
+    assert "100000" in listing.stdout
+    assert clients["transfers"] >= 2 and clients["bytes"] >= 2 * 20000
+    nothing_left(bed, "FTP", "ftp")
+
+
+def test_dns_answers_dig_and_clients_resolve(bed, exp):
+    dns = exp.agent("DNS", "dns")
+    dns.set(servers="server1", clients="client2", think="constant(0.1)", zone="exp.test",
+            warmup=0)
+    dns.start(target="server1")
+    dns.start(target="client2")
+    dig = on(bed, "client3", "dig", f"@{SERVER}", "+short", "client1.exp.test", "A")
+    www = on(bed, "client3", "dig", f"@{SERVER}", "+short", "www.exp.test", "A")
+    time.sleep(1.5)
+    clients = stats(dns, "client2")["clients"]
+    dns.stop(target="server1,client2")
+    assert dig.stdout.strip() == "198.18.1.2"  # client1's address
+    assert www.stdout.strip() == SERVER  # server1's label
+    assert clients["lookups"] >= 5 and clients["answered"] == clients["lookups"]
+    nothing_left(bed, "DNS", "dns")
+
+
+def test_ping_reports_rtt_and_loss_per_target(bed, exp):
+    ping = exp.agent("PING", "pings")
+    ping.set(targets="server1 client3", interval=0.05, count=20)
+    exp.subscribe()
+    ping.start(target="client1")
+    reports = {}
+    for frame in exp.events(timeout=15):
+        if frame.type == "REPORT" and frame.get("event") == "ping_done":
+            reports[frame.get("data")["target"]] = frame.get("data")
+            if len(reports) == 2:
+                break
+    assert set(reports) == {"server1", "client3"}
+    for result in reports.values():
+        assert result["sent"] == 20 and result["received"] == 20 and result["loss"] == 0
+        assert 0 < result["rtt_min"] <= result["rtt_avg"] <= result["rtt_max"] < 50
+    assert stats(ping, "client1")["targets"]["server1"]["received"] == 20
+    nothing_left(bed, "PING", "pings")
+
+
+def test_targets_outside_the_experiment_are_refused_unless_allowed(bed, exp):
+    ping = exp.agent("PING", "outside")
+    ping.set(targets="198.18.99.1", count=2, interval=0.2)
+    with pytest.raises(CommandFailed) as e:
+        ping.start(target="client1")
+    assert "198.18.99.1 is outside the experiment's own addresses" in \
+        e.value.result.outcomes["client1"].error
+    ping.set(allow_external="198.18.99.0/24")
+    assert ping.start(target="client1").ok  # allowed; it has no route, nothing leaves
+    flood = exp.agent("FLOODER", "outside")
+    flood.set(targets="198.18.99.1", rate=10, duration=0.5)
+    with pytest.raises(CommandFailed, match="outside the experiment"):
+        flood.start(target="attacker")
+    flood.set(targets="server1", sources="198.19.5.0/24")  # the control network's range
+    with pytest.raises(CommandFailed, match="not on the experiment's subnets"):
+        flood.start(target="attacker")
+
+
+def test_cbr_reports_achieved_rate_loss_and_jitter(bed, exp, capsys):
+    rows = []
+    for rate in ("1mbit", "5mbit", "10mbit"):
+        group = exp.agent("CBR", f"cbr{rate}")
+        group.set(senders="client1", sinks="server1", rate=rate, size=1000, duration=3,
+                  idle=1.0)
+        group.start(target="client1,server1")
+        time.sleep(3 + 0.5 + 1.5)
+        sent = stats(group, "client1")["cbr_sent"]
+        received = stats(group, "server1")["cbr_received"]
+        group.stop(target="client1,server1")
+        rows.append((rate, sent["requested_bps"], sent["achieved_bps"], received["received_bps"],
+                     received["loss"], received["jitter_ms"]))
+        assert abs(sent["achieved_bps"] - sent["requested_bps"]) / sent["requested_bps"] < 0.05
+        assert abs(received["received_bps"] - sent["achieved_bps"]) / sent["achieved_bps"] < 0.1
+        assert received["loss"] < 0.02 and received["jitter_ms"] < 50
+        nothing_left(bed, "CBR", f"cbr{rate}")
+    with capsys.disabled():
+        print("\nCBR client1 -> server1 (20 Mbit/s bottleneck), 3 s each:")
+        print("requested      achieved(send)  received      loss    jitter ms")
+        for r in rows:
+            print(f"{r[1]:>12.0f}  {r[2]:>14.0f}  {r[3]:>12.0f}  {r[4]:>6.2%}  {r[5]:>8.3f}")
+
+
+def capture_on(exp, node: str, group: str, pcap_filter: str):
+    cap = exp.agent("TCPDUMP", group)
+    cap.set(interfaces="eth1", filter=pcap_filter, snaplen=64)
+    cap.start(target=node)
+    return cap
+
+
+def packets_in(bed, exp, node: str, name: str, tmp) -> list[str]:
+    result = exp.get(name, target=node, into=tmp)
+    read = subprocess.run(["tcpdump", "-n", "-r", result.outcomes[node].result["path"]],
+                          capture_output=True, text=True)
+    assert read.returncode == 0, read.stderr
+    return read.stdout.splitlines()
+
+
+@pytest.mark.parametrize("kind, bpf", [("udp", "udp"), ("syn", "tcp[tcpflags] == tcp-syn"),
+                                       ("icmp", "icmp[icmptype] == icmp-echo")])
+def test_flooder_types_are_seen_on_the_victims_link_from_pool_sources(bed, exp, tmp_path, kind, bpf):
+    cap = capture_on(exp, "server1", f"victim-{kind}", f"src net {SPOOFED} and {bpf}")
+    flood = exp.agent("FLOODER", f"f-{kind}")
+    flood.set(targets="server1", type=kind, rate=500, duration=2, sources=SPOOFED, seed=7)
+    flood.start(target="attacker")
+    time.sleep(2.5)
+    cap.stop(target="server1")
+    lines = packets_in(bed, exp, "server1", f"TCPDUMP-victim-{kind}/capture-eth1.pcap", tmp_path)
+    sources = {re.search(r"IP (\d+\.\d+\.\d+\.\d+)", line).group(1) for line in lines}
+    assert 900 <= len(lines) <= 1100, len(lines)
+    assert len(sources) > 50 and all(s.startswith("198.18.2.") and int(s.rsplit(".", 1)[1]) > 128
+                                     for s in sources)
+    nothing_left(bed, "FLOODER", f"f-{kind}")
+
+
+def test_flood_rates_measured_on_the_victims_link(bed, exp, tmp_path, capsys):
+    rows = []
+    for rate in (1000, 4000, 10000):
+        cap = capture_on(exp, "server1", f"rate{rate}", f"udp and src net {SPOOFED}")
+        flood = exp.agent("FLOODER", f"rate{rate}")
+        flood.set(targets="server1", type="udp", rate=rate, duration=3, sources=SPOOFED)
+        flood.start(target="attacker")
+        time.sleep(3.5)
+        cap.stop(target="server1")
+        sent = stats(flood, "attacker")["floods"][SERVER]
+        seen = len(packets_in(bed, exp, "server1", f"TCPDUMP-rate{rate}/capture-eth1.pcap",
+                              tmp_path))
+        rows.append((rate, sent["achieved_pps"], seen / 3))
+        assert abs(sent["achieved_pps"] - rate) / rate < 0.05
+        assert abs(seen / 3 - rate) / rate < 0.1, (rate, seen)
+    with capsys.disabled():
+        print("\nFLOODER attacker -> server1, UDP, spoofed sources, 3 s each:")
+        print("requested pps  achieved (sender)  seen on the victim's link")
+        for r in rows:
+            print(f"{r[0]:>13}  {r[1]:>17.0f}  {r[2]:>25.0f}")
+
+
+def test_tcpdump_capture_comes_back_and_opens_in_tcpdump(bed, exp, tmp_path):
+    cap = exp.agent("TCPDUMP", "icmp")
+    cap.set(interfaces="eth3", filter="icmp")
+    result = cap.start(target="router")
+    assert result.outcomes["router"].result["capturing"] == ["eth3"]
+    on(bed, "client1", "ping", "-c", "5", "-i", "0.05", SERVER)
+    stopped = cap.stop(target="router").outcomes["router"].result
+    assert stopped["captured"]["eth3"] == 10  # 5 requests, 5 replies
+    lines = packets_in(bed, exp, "router", "TCPDUMP-icmp/capture-eth3.pcap", tmp_path)
+    assert len(lines) == 10 and all("ICMP echo" in line for line in lines)
+    bad = exp.agent("TCPDUMP", "bad")
+    bad.set(filter="this is not a filter (")
+    with pytest.raises(CommandFailed, match="can't parse filter expression"):
+        bad.start(target="router")
+    nothing_left(bed, "TCPDUMP", "icmp")
+
+
+def test_link_shapes_throughput_and_goes_down_and_up(bed, exp, capsys):
+    link = exp.agent("LINK", "shape")
+    link.set(interface="eth1", bandwidth="4mbit")
+    link.start(target="client2")
+    cbr = exp.agent("CBR", "through-link")
+    cbr.set(senders="client2", sinks="client3", rate="10mbit", size=1200, duration=3, idle=1.0,
+            port=5010)
+    cbr.start(target="client2,client3")
+    time.sleep(5)
+    received = stats(cbr, "client3")["cbr_received"]
+    cbr.stop(target="client2,client3")
+    link.stop(target="client2")
+    with capsys.disabled():
+        print(f"\nLINK 4mbit on client2's eth1, CBR 10 Mbit/s through it: received "
+              f"{received['received_bps'] / 1e6:.2f} Mbit/s")
+    assert abs(received["received_bps"] - 4e6) / 4e6 < 0.15
+    assert link.command("DOWN", target="client2").ok
+    assert on(bed, "client1", "ping", "-c", "1", "-W", "1", "198.18.1.3").returncode != 0
+    assert link.command("UP", target="client2").ok
+    time.sleep(0.5)
+    assert on(bed, "client1", "ping", "-c", "1", "-W", "2", "198.18.1.3").returncode == 0
+    with pytest.raises(CommandFailed, match="netem"):
+        exp.agent("LINK", "delay").set({"interface": "eth1", "delay": "20ms"})
+        exp.agent("LINK", "delay").start(target="client2")
+    guard = exp.agent("LINK", "guard")
+    guard.set(interface="ctl0")
+    with pytest.raises(CommandFailed, match="not an experiment interface"):
+        guard.start(target="client2")
+    with pytest.raises(RequestRefused, match="bandwidth"):
+        link.set(bandwidth="fast")
+
+
+def test_every_agent_is_in_the_catalogue_with_typed_variables(exp):
+    agents = exp.agents()["agents"]
+    for name in ("HTTP", "FTP", "DNS", "PING", "CBR", "FLOODER", "TCPDUMP", "LINK"):
+        assert name in agents and len(agents[name]["nodes"]) == 6
+        assert "STATS" in agents[name]["commands"]
+    flooder = {v["name"]: v for v in agents["FLOODER"]["variables"]}
+    assert flooder["rate"]["maximum"] == 1_000_000 and agents["FLOODER"]["menu"] == "Attack"
