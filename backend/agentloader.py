@@ -183,3 +183,31 @@ def default_registry(extra_dirs: list[Path] = ()) -> AgentRegistry:
     for directory in extra_dirs:
         registry.load_directory(Path(directory))
     return registry
+
+
+def markdown_variables(cls: type[Agent]) -> str:
+    """An agent's own variables as the Markdown table in docs/AGENTS.md
+    (NODES and the common traffic-generator ones are documented once)."""
+    from backend.agent import NODES_VAR, TRAFFIC_VARIABLES
+
+    common = [NODES_VAR, *TRAFFIC_VARIABLES]
+    lines = ["| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for var in cls.declared_variables().values():
+        if any(var is c for c in common):
+            continue
+        default = "" if var.default in (None, "", []) else f"`{var.default}`"
+        bounds = []
+        if var.minimum is not None:
+            bounds.append(f"≥ {var.minimum:g}")
+        if var.maximum is not None:
+            bounds.append(f"≤ {var.maximum:g}")
+        kind = var.type + (f" ({', '.join(bounds)})" if bounds else "")
+        lines.append(f"| `{var.name}` | {kind} | {default} | {var.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    registry = AgentRegistry()
+    registry.load_directory(SHIPPED_AGENTS)
+    for name, cls in sorted(registry.types.items()):
+        print(f"### {name}\n\n{markdown_variables(cls)}\n")

@@ -134,3 +134,44 @@ def test_protocol_document_states_the_codes_limits():
     assert f"at most {daemon.MAX_NACK_RANGES:,} ranges" in protocol
     assert f"again after {serializer.Serializer().base_retry} s" in protocol
     assert f"version {wire.PROTOCOL_VERSION}" in protocol
+
+
+def test_agent_guide_lists_every_shipped_agent_with_its_variables_as_in_the_code():
+    from backend.agentloader import SHIPPED_AGENTS, AgentRegistry, markdown_variables
+
+    guide = (DOCS / "AGENTS.md").read_text()
+    registry = AgentRegistry()
+    registry.load_directory(SHIPPED_AGENTS)
+    for name, cls in registry.types.items():
+        if name == "NOOP":
+            continue
+        assert f"### {name}\n" in guide, f"{name} is not documented"
+        assert markdown_variables(cls) in guide, f"{name}'s variable table is out of date"
+
+
+def test_agent_guide_examples_set_only_variables_the_agents_have():
+    import ast
+
+    from backend.agentloader import default_registry
+
+    registry = default_registry()
+    options = {"target", "timeout", "at", "after", "check"}
+    guide = (DOCS / "AGENTS.md").read_text()
+    for code in blocks(guide, "python example") + blocks(guide, "python session"):
+        tree = ast.parse(code)
+        groups = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                    getattr(node.value.func, "attr", "") in ("agent", "Agent") or \
+                    isinstance(node, ast.Assign) and getattr(node.value, "func", None) is not None \
+                    and getattr(node.value.func, "id", "") == "Agent":
+                groups[node.targets[0].id] = node.value.args[0].value
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("set", "Set"):
+                agent_type = groups.get(getattr(node.func.value, "id", ""))
+                if agent_type is None or agent_type not in registry.types:
+                    continue
+                declared = registry.types[agent_type].declared_variables()
+                for keyword in node.keywords:
+                    assert keyword.arg in declared or keyword.arg in options, \
+                        f"{agent_type} has no variable {keyword.arg!r} (AGENTS.md example)"
