@@ -410,6 +410,9 @@ class Agent:
     def TGStart(self) -> Deferred:
         """serverExec on the nodes in ``servers``, launchTrafficController on
         the nodes in ``clients``; the outcome says which ran here."""
+        # STATS counts from the latest START.
+        self.counters.clear()
+        self.client_stats.clear()
         started: dict[str, Any] = {"server": self._role("servers"), "clients": self._role("clients")}
         d = maybeDeferred(self.serverExec) if started["server"] else succeed(None)
         if started["clients"]:

@@ -15,6 +15,8 @@ checkpoints, and ``doUpdates`` (status to sinks).
 from __future__ import annotations
 
 import random
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,13 +43,14 @@ from backend.requests import (
     parse_wait,
 )
 from backend.retransmit import RetransmitWindow
+from backend.scripts import ScriptRunner
 from backend.session import FrameSession, SessionFactory
 from backend.statemodel import StateModel
 from seer import __version__
 from seer.certs import CertDirectory
 from seer.config import parse_hostport
 from seer.targets import TargetError, parse_target
-from seer.tls import server_options
+from seer.tls import Identity, server_options
 from seer.vartypes import Var, VarError, convert_vars
 from seer.wire import Frame, SigningKeys, WireError, batch_payload, dumps, encode_batch, encode_frame
 
@@ -133,6 +136,9 @@ class Controller(service.MultiService):
         self.counters: dict[str, int] = {}
         self.port: Any = None
         self.ready: Deferred = Deferred()
+        self.scripts: ScriptRunner | None = None
+        self._unix_port: Any = None
+        self._socket_folder: Path | None = None
         self._sender_port: Any = None
         self._loops: list[task.LoopingCall] = []
         self._waiters: list[tuple[list[str], Callable[[], None]]] = []
@@ -152,6 +158,7 @@ class Controller(service.MultiService):
             ("experimenter", "AGENTS"): self.handleAGENTS,
             ("experimenter", "SUBSCRIBE"): self.handleSUBSCRIBE,
             ("experimenter", "STATUS"): self.handleSTATUS,
+            ("experimenter", "CANCEL"): self.handleCANCEL,
             ("node", "INFO"): self.handleINFO,
             ("node", "REPORT"): self.handleREPORT,
             ("node", "STREAM"): self.handleSTREAM,
@@ -186,6 +193,14 @@ class Controller(service.MultiService):
         )
         #: Fires once the TLS listener is up; fails if it cannot listen.
         self.ready = endpoint.listen(SessionFactory(self)).addCallback(self._listening)
+        # Scripts run by EXECUTE talk back through a Unix socket only this
+        # machine's root can open (mode 0600 in a 0700 folder).
+        self._socket_folder = Path(tempfile.mkdtemp(prefix="seer-controller-"))
+        socket_path = self._socket_folder / "control.sock"
+        self.scripts = ScriptRunner(self.reactor, self.store.directory / "runs", socket_path,
+                                    self._stop_group, self._blocking)
+        self._unix_port = self.reactor.listenUNIX(str(socket_path), SessionFactory(self, tls=False),
+                                                  mode=0o600)
         for interval, duty in (
             (self.ping_interval, self.pingExperiment),
             (min(10.0, self.retire_after / 4), self.comm.retireSerials),
@@ -233,6 +248,8 @@ class Controller(service.MultiService):
         # Send what is queued first: its on_sent would arm new outcome timers.
         self.comm.stop()
         self.tracker.cancel_all()
+        if self.scripts is not None:
+            self.scripts.stop_all()
         for _, reply in list(self._waiters):
             reply()
         for session in list(self.node_sessions.values()) + list(self.client_sessions):
@@ -242,6 +259,9 @@ class Controller(service.MultiService):
             stopping.append(maybeDeferred(self.port.stopListening))
         if self._sender_port is not None:
             stopping.append(maybeDeferred(self._sender_port.stopListening))
+        if self._unix_port is not None:
+            stopping.append(maybeDeferred(self._unix_port.stopListening))
+            stopping[-1].addBoth(lambda _: shutil.rmtree(self._socket_folder, ignore_errors=True))
         d = gatherResults(stopping, consumeErrors=True)
         d.addBoth(lambda _: self.comm.journal.close())
         return d
@@ -347,8 +367,19 @@ class Controller(service.MultiService):
             session.send({"type": "ERROR", "error": f"a {role} certificate cannot connect here"})
             session.close()
 
+    def helloReceived(self, session: FrameSession, frame: Frame) -> Identity | None:
+        """A script on this machine presents its run's token."""
+        run = self.scripts.by_token(frame.get("token")) if self.scripts else None
+        if run is None:
+            self._count("refused_tokens")
+            return None
+        session.state["run"] = run.id
+        return Identity(run.experimenter, "experimenter")
+
     def sessionClosed(self, session: FrameSession, reason: Failure) -> None:
         self.client_sessions.discard(session)
+        if self.scripts is not None:
+            self.scripts.cancel_for(session)
         name = session.state.get("node")
         if name and self.node_sessions.get(name) is session:
             del self.node_sessions[name]
@@ -389,7 +420,9 @@ class Controller(service.MultiService):
 
     def handleCOMMAND(self, sock: FrameSession, msg: Frame) -> None:
         """Apply a serial number and send to experiment nodes."""
-        self._send_request(sock, msg, parse_command)
+        run = sock.state.get("run")
+        self._send_request(sock, msg, parse_command,
+                           on_valid=(lambda m: self.scripts.note(run, m)) if run else None)
 
     def handleSET(self, sock: FrameSession, msg: Frame) -> None:
         """Check variables against the agent catalogue, then send like a COMMAND."""
@@ -469,8 +502,40 @@ class Controller(service.MultiService):
             )
 
     def handleEXECUTE(self, sock: FrameSession, msg: Frame) -> None:
-        """Run an experiment script on the controller (see `seer run`)."""
-        self._error(sock, msg, "EXECUTE is not available in this version of SEER yet")
+        """Save the file to disk and then run it as its own python process.
+
+        Answers ACCEPTED (with the run's id), then OUTPUT frames as the
+        script prints, FILE frames for what it left in results/, and EXIT.
+        """
+        args = msg.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            self._error(sock, msg, "args must be a list of strings")
+            return
+        try:
+            d = self.scripts.execute(sock, msg.get("id"), sock.identity.name,
+                                     str(msg.get("name") or "script.py"), msg.blob, args)
+        except ValueError as e:
+            self._error(sock, msg, str(e))
+            return
+        d.addCallbacks(
+            lambda run: sock.send({"type": "ACCEPTED", "id": msg.get("id"), "run": run.id,
+                                   "folder": str(run.folder)}),
+            lambda f: self._error(sock, msg, f"cannot start the script: {f.getErrorMessage()}"))
+
+    def handleCANCEL(self, sock: FrameSession, msg: Frame) -> None:
+        """Stop a script this client started (Ctrl-C at `seer run`)."""
+        run = self.scripts.runs.get(msg.get("run"))
+        if run is None or run.client is not sock:
+            self._error(sock, msg, f"no script of yours is running as {msg.get('run')!r}")
+            return
+        self.scripts.cancel(run)
+        sock.send({"type": "REPLY", "id": msg.get("id"), "ok": True})
+
+    def _stop_group(self, agent: str, group: str, target: Any, origin: str) -> None:
+        """STOP an agent group a script left running."""
+        message = {"type": "COMMAND", "agent": agent, "group": group, "command": "STOP",
+                   "args": {}, "target": target, "origin": origin}
+        self.comm.stamp(message, None if target == "*" else frozenset(target or []))
 
     def handleGET(self, sock: FrameSession, msg: Frame) -> None:
         """Bring a file back from each targeted node; FILE frames then RESULT."""
@@ -641,15 +706,16 @@ class Controller(service.MultiService):
             record.stats = stats
         for outcome in msg.get("outcomes") or []:
             try:
-                serial, status, error, result = outcome
+                serial, status, error, result, *rest = outcome
             except (TypeError, ValueError):
                 self._count("bad_outcomes")
                 continue
             if status not in OUTCOME_STATUSES or not isinstance(serial, int):
                 self._count("bad_outcomes")
                 continue
+            at = rest[0] if rest and isinstance(rest[0], (int, float)) else None
             self.tracker.record(node, serial, status, error if isinstance(error, str) else None,
-                                result)
+                                result, at)
         # After the outcomes: a real "failed" in this frame must not be
         # overwritten by what the snapshot implies.
         snapshot = msg.get("snapshot")

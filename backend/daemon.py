@@ -447,8 +447,9 @@ class NodeDaemon(service.MultiService):
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def _outcome(self, serial: int, status: str, error: str | None, result: Any) -> None:
-        self._backlog(self._outcomes, [serial, status, error, result], "outcomes")
+    def _outcome(self, serial: int, status: str, error: str | None, result: Any,
+                 at: float) -> None:
+        self._backlog(self._outcomes, [serial, status, error, result, round(at, 6)], "outcomes")
         self._schedule_report(urgent=True)
 
     def _report_event(self, agent_type: str, group: str, event: str, data: dict[str, Any]) -> None:

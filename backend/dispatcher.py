@@ -33,8 +33,9 @@ from seer.vartypes import VarError
 log = Logger()
 
 GroupKey = tuple[str, str]
-#: (serial, status, error, result) -> None
-OutcomeSink = Callable[[int, str, "str | None", Any], None]
+#: (serial, status, error, result, at) -> None; ``at`` is when the node
+#: started on the message (its clock), for the start skew across nodes.
+OutcomeSink = Callable[[int, str, "str | None", Any, float], None]
 #: (serial, message) -> Deferred firing with (status, error, result)
 SystemHandler = Callable[[int, dict[str, Any]], Deferred]
 
@@ -82,16 +83,17 @@ class Dispatcher:
         system = self.system.get(message.get("type"))
         if system is not None:
             handler, exclusive = system
+            at = self.clock.seconds()
             d = maybeDeferred(handler, serial, message)
-            d.addCallbacks(lambda outcome: self.on_outcome(serial, *outcome),
-                           lambda f: self.on_outcome(serial, "failed", _describe_failure(f), None))
+            d.addCallbacks(lambda outcome: self.on_outcome(serial, *outcome, at),
+                           lambda f: self.on_outcome(serial, "failed", _describe_failure(f), None,
+                                                     at))
             if exclusive:
                 self.exclusively(d)
             return True
         if message.get("type") not in ("SET", "COMMAND"):
-            self.on_outcome(
-                serial, "failed", f"{message.get('type')} is not handled by agents", None
-            )
+            self.on_outcome(serial, "failed", f"{message.get('type')} is not handled by agents",
+                            None, self.clock.seconds())
             return True
         key = (str(message.get("agent")), str(message.get("group")))
         self._enqueue(key, lambda: self._run(serial, message, key))
@@ -174,16 +176,21 @@ class Dispatcher:
         return agent
 
     def _run(self, serial: int, message: dict[str, Any], key: GroupKey) -> Deferred | None:
+        started = self.clock.seconds()
+
+        def outcome(status: str, error: str | None, result: Any = None) -> None:
+            self.on_outcome(serial, status, error, result, started)
+
         try:
             agent = self._instance(key)
         except Exception as e:
-            self.on_outcome(serial, "failed", _describe(e), None)
+            outcome("failed", _describe(e))
             return None
         if message["type"] == "SET":
             try:
                 agent.processArgs(message.get("vars") or {})
             except VarError as e:
-                self.on_outcome(serial, "failed", str(e), None)
+                outcome("failed", str(e))
                 return None
             d = self._call(agent.configDone)
             command = None
@@ -191,28 +198,21 @@ class Dispatcher:
             command = str(message.get("command"))
             handler = getattr(agent, "handle" + command, None)
             if handler is None:
-                self.on_outcome(
-                    serial,
-                    "failed",
-                    f"{key[0]} has no command {command!r} "
-                    f"(commands: {', '.join(agent.commands()) or 'none'})",
-                    None,
-                )
+                outcome("failed", f"{key[0]} has no command {command!r} "
+                                  f"(commands: {', '.join(agent.commands()) or 'none'})")
                 return None
             if not agent.takes_part():
-                self.on_outcome(
-                    serial, "skipped", f"{self.node} is not in NODES of {key[0]} {key[1]}", None
-                )
+                outcome("skipped", f"{self.node} is not in NODES of {key[0]} {key[1]}")
                 return None
             d = self._call(handler, message.get("args") or {})
 
         def applied(result: Any) -> None:
             if command in RUN_COMMANDS:
                 self.run_state[key] = RUN_COMMANDS[command]
-            self.on_outcome(serial, "applied", None, _jsonable(result))
+            outcome("applied", None, _jsonable(result))
 
         def failed(failure: Failure) -> None:
-            self.on_outcome(serial, "failed", _describe_failure(failure), None)
+            outcome("failed", _describe_failure(failure))
 
         return d.addCallbacks(applied, failed)
 

@@ -72,8 +72,11 @@ class OutcomeTracker:
         status: str,
         error: str | None = None,
         result: Any = None,
+        at: float | None = None,
     ) -> bool:
-        """One node's outcome; returns False if nobody was waiting for it."""
+        """One node's outcome; returns False if nobody was waiting for it.
+
+        ``at`` is when the node started on the message, by its clock."""
         pending = self._pending.get(serial)
         if pending is None or node not in pending.waiting:
             return False
@@ -83,6 +86,8 @@ class OutcomeTracker:
             entry["error"] = error
         if result is not None:
             entry["result"] = result
+        if at is not None:
+            entry["at"] = at
         pending.outcomes[node] = entry
         if not pending.waiting:
             self._complete(pending)

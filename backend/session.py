@@ -10,8 +10,12 @@ The session only frames and unframes; what frames mean is up to its router
 * ``badInput(session, error)`` when bytes are not frames (the session then
   sends an ERROR and closes: the stream is out of step).
 
-A peer that does not finish its handshake within ``HANDSHAKE_TIMEOUT`` is
-dropped, so half-open connections cannot pile up.
+On a local Unix socket there is no TLS: the first frame must be HELLO with a
+token, which ``helloReceived(session, frame)`` turns into an identity (or
+None, and the session is closed).
+
+A peer that does not finish its handshake (or HELLO) within
+``HANDSHAKE_TIMEOUT`` is dropped, so half-open connections cannot pile up.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ class Router(TypingProtocol):
 class FrameSession(Protocol):
     log = Logger()
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, tls: bool = True) -> None:
         self.router = router
+        self.tls = tls
         self.decoder = FrameDecoder()
         self.identity: Identity | None = None
         self.peer = "?"
@@ -59,7 +64,10 @@ class FrameSession(Protocol):
 
     def connectionMade(self) -> None:
         address = self.transport.getPeer()
-        self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+        if self.tls:
+            self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+        else:
+            self.peer = "local socket"
         self._handshake_timer = self.router.clock.callLater(
             HANDSHAKE_TIMEOUT, self._handshake_timed_out
         )
@@ -81,7 +89,7 @@ class FrameSession(Protocol):
         self.router.sessionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.identity is None or self.closed:
+        if self.closed or (self.identity is None and self.tls):
             return
         try:
             frames = self.decoder.feed(data)
@@ -90,6 +98,10 @@ class FrameSession(Protocol):
             self.send({"type": "ERROR", "error": f"bad frame ({e}); closing the connection"})
             self.close()
             return
+        if self.identity is None and frames:
+            hello, frames = frames[0], frames[1:]
+            if not self._hello(hello):
+                return
         for frame in frames:
             if self.closed:
                 break
@@ -99,6 +111,19 @@ class FrameSession(Protocol):
                 self.log.failure("handling {type} from {session}", type=frame.type, session=self)
                 self.send({"type": "ERROR", "id": frame.get("id"),
                            "error": f"internal error handling {frame.type}; see the log"})
+
+    def _hello(self, frame: Frame) -> bool:
+        identity = self.router.helloReceived(self, frame) if frame.type == "HELLO" else None
+        if identity is None:
+            self.send({"type": "ERROR", "id": frame.get("id"),
+                       "error": "send HELLO with a valid token first"})
+            self.close()
+            return False
+        self._cancel_handshake_timer()
+        self.identity = identity
+        self.send({"type": "REPLY", "id": frame.get("id"), "ok": True})
+        self.router.sessionOpened(self)
+        return True
 
     def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
         if not self.closed:
@@ -132,10 +157,11 @@ class FrameSession(Protocol):
 class SessionFactory(Factory):
     """Builds a FrameSession around one router for every connection."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, tls: bool = True) -> None:
         self.router = router
+        self.tls = tls
 
     def buildProtocol(self, addr: Any) -> FrameSession:
-        session = FrameSession(self.router)
+        session = FrameSession(self.router, self.tls)
         session.factory = self
         return session

@@ -1,8 +1,9 @@
 """The `seer` command line.
 
 Processes:   seer controller | seer daemon | seer certs init
-Experiment:  seer nodes | seer agents | seer set | seer start | seer stop |
-             seer command | seer put | seer get | seer status
+Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |
+             seer start | seer stop | seer command | seer put | seer get |
+             seer status
 
 Exit codes (experiment commands): 0 every targeted node applied it (or was
 skipped as not in the group's NODES); 1 a node failed or did not confirm;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from seer import __version__
@@ -161,6 +163,60 @@ def cmd_get(args: argparse.Namespace) -> int:
     return _print_result(result, args.json)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a script on the controller; its output here, live; its results/ too."""
+    from seer.client import Connection, RequestRefused
+
+    try:
+        content = Path(args.script).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {args.script}: {e.strerror}") from None
+    results = Path(args.results)
+    connection = Connection(args.controller, args.certs, args.identity)
+    request_id = connection.send({"type": "EXECUTE", "name": Path(args.script).name,
+                                  "args": args.args}, content)
+    run_id = None
+    cancelled = False
+    while True:
+        try:
+            frame = connection.poll(request_id, 1.0)
+        except KeyboardInterrupt:
+            if cancelled or run_id is None:
+                print("\nseer run: leaving; the controller stops the script and its agents",
+                      file=sys.stderr)
+                return 130
+            cancelled = True
+            print("\nseer run: stopping the script (Ctrl-C again to leave at once)...",
+                  file=sys.stderr)
+            connection.send({"type": "CANCEL", "run": run_id})
+            continue
+        if frame is None:
+            continue
+        if frame.type == "ERROR":
+            raise RequestRefused(frame.get("error"))
+        if frame.type == "ACCEPTED":
+            run_id = frame.get("run")
+            if not args.quiet:
+                print(f"[seer run {run_id} on the controller]", file=sys.stderr)
+        elif frame.type == "OUTPUT":
+            stream = sys.stdout if frame.get("stream") == "stdout" else sys.stderr
+            stream.write(frame.get("data"))
+            stream.flush()
+        elif frame.type == "FILE":
+            name = Path(frame.get("name"))
+            path = results / (name.relative_to("results") if name.parts[:1] == ("results",) else name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "r+b" if path.exists() and frame.get("offset") else "wb") as f:
+                f.seek(frame.get("offset") or 0)
+                f.write(frame.blob)
+        elif frame.type == "EXIT":
+            code, signum = frame.get("code") or 0, frame.get("signal")
+            if not args.quiet:
+                how = f"signal {signum}" if signum else f"exit code {code}"
+                print(f"[seer run {run_id}: {how}]", file=sys.stderr)
+            return 128 + signum if signum else code
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     with _experiment(args) as exp:
         waited = None
@@ -209,6 +265,17 @@ def cmd_agents(args: argparse.Namespace) -> int:
     for node, errors in (reply.get("errors") or {}).items():
         for e in errors:
             print(f"{node}: could not load {e['source']}: {e['error']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from seer.watch import watch
+
+    with _experiment(args) as exp:
+        try:
+            watch(exp, interval=args.interval, duration=args.duration, once=args.once)
+        except KeyboardInterrupt:
+            pass
     return EXIT_OK
 
 
@@ -376,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agents", cmd_agents, "list agent types with their commands and variables")
     _client_flags(p)
 
+    p = add("watch", cmd_watch, "a live view of nodes, agent counters and reports",
+            "Watch the experiment: nodes (up, serial, lag, drops, repairs), every agent "
+            "group's counters as they stream, recent reports. Redraws in place on a "
+            "terminal; Ctrl-C ends it.")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--once", action="store_true", help="print one view and exit")
+    _client_flags(p)
+
     p = add("status", cmd_status, "show the controller's serial, window and counters")
     _client_flags(p)
 
@@ -395,6 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("group", help="agent group name")
         _message_flags(p)
         _client_flags(p)
+
+    p = add("run", cmd_run, "run an experiment script on the controller",
+            "Upload SCRIPT and run it on the controller as a Python process of its own, with "
+            "your identity; its output comes here live, its exit code is this command's, and "
+            "the files it leaves in results/ come back into --results. Ctrl-C stops the "
+            "script and the agent groups it started.")
+    p.add_argument("script", help="the experiment script (Python)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    p.add_argument("--results", default="results", help="where its results go (default: results)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no [seer run ...] lines")
+    _client_flags(p)
 
     p = add("put", cmd_put, "send a file or an agent module to nodes",
             "Send a file to the targeted nodes (into their files/ folder), or with --agent an "

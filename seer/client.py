@@ -75,6 +75,8 @@ class Outcome:
     status: str
     error: str | None = None
     result: Any = None
+    #: When the node started on the message (its clock, seconds since 1970).
+    at: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,6 +127,11 @@ class Result:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
         return counts
 
+    def skew(self) -> float | None:
+        """Seconds between the first and the last node starting on it."""
+        times = [o.at for o in self.outcomes.values() if o.at is not None]
+        return max(times) - min(times) if len(times) > 1 else None
+
     def problem_summary(self) -> str:
         bad = [o for o in self.outcomes.values() if not o.ok]
         lines = [f"{self.what}: {len(bad)} of {len(self.nodes)} nodes did not apply it"]
@@ -138,7 +145,7 @@ class Result:
             "what": self.what, "serial": self.serial, "nodes": self.nodes, "ok": self.ok,
             "outcomes": {
                 n: {k: v for k, v in (("status", o.status), ("error", o.error),
-                                      ("result", o.result)) if v is not None}
+                                      ("result", o.result), ("at", o.at)) if v is not None}
                 for n, o in self.outcomes.items()
             },
         }
@@ -163,7 +170,11 @@ def _credentials(certs: str | Path, identity: str | None) -> tuple[CertDirectory
 
 
 class Connection:
-    """One TLS connection to the controller, speaking frames, blocking."""
+    """One connection to the controller, speaking frames, blocking.
+
+    Mutual TLS normally; ``unix:PATH`` with a token (``SEER_TOKEN``) for a
+    script the controller itself runs (`seer run`).
+    """
 
     def __init__(
         self,
@@ -182,6 +193,13 @@ class Connection:
                 certs = certs or os.environ.get("SEER_CERTS") or testbed["certs"]
                 identity = identity or os.environ.get("SEER_IDENTITY") or testbed["identity"]
         controller = controller or DEFAULT_CONTROLLER
+        self._decoder = FrameDecoder()
+        self._replies: dict[Any, deque[Frame]] = {}
+        self._events: deque[Frame] = deque()
+        self._ids = itertools.count(1)
+        if controller.startswith("unix:"):
+            self._connect_local(controller[len("unix:"):], connect_timeout)
+            return
         certs = certs or os.environ.get("SEER_CERTS") or "certs"
         identity = identity or os.environ.get("SEER_IDENTITY") or None
         try:
@@ -208,10 +226,21 @@ class Connection:
                 f"TLS with {self.address} failed: {e}; are the certificates from the "
                 "same `seer certs init` as the controller's?"
             ) from None
-        self._decoder = FrameDecoder()
-        self._replies: dict[Any, deque[Frame]] = {}
-        self._events: deque[Frame] = deque()
-        self._ids = itertools.count(1)
+
+    def _connect_local(self, path: str, timeout: float) -> None:
+        token = os.environ.get("SEER_TOKEN")
+        if not token:
+            raise SeerError("SEER_CONTROLLER is a unix: socket but SEER_TOKEN is not set; "
+                            "such sockets are for scripts run with `seer run`")
+        self.address = f"unix:{path}"
+        self.identity = os.environ.get("SEER_IDENTITY") or "experimenter"
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(path)
+        except OSError as e:
+            raise ControllerUnreachable(f"cannot connect to {self.address}: {e}") from None
+        self.request({"type": "HELLO", "token": token}, timeout)
 
     def close(self) -> None:
         try:
@@ -230,6 +259,15 @@ class Connection:
 
     def wait(self, request_id: Any, timeout: float) -> Frame:
         """The next frame answering ``request_id``, within ``timeout`` seconds."""
+        frame = self.poll(request_id, timeout)
+        if frame is None:
+            raise ControllerUnreachable(
+                f"no answer from the controller at {self.address} within {timeout:.0f} s"
+            )
+        return frame
+
+    def poll(self, request_id: Any, timeout: float) -> Frame | None:
+        """Like :meth:`wait`, but None when nothing came within ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             queue = self._replies.get(request_id)
@@ -240,10 +278,8 @@ class Connection:
                 return frame
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ControllerUnreachable(
-                    f"no answer from the controller at {self.address} within {timeout:.0f} s"
-                )
-            self._read(remaining)
+                return None
+            self._read(remaining, quiet_timeout=True)
 
     def request(self, header: dict[str, Any], timeout: float = 30.0) -> Frame:
         """Send and wait for the reply; ERROR replies raise RequestRefused."""
@@ -288,7 +324,13 @@ class Connection:
 
 
 class Experiment:
-    """A session with the controller: nodes, agent groups, commands."""
+    """A session with the controller: nodes, agent groups, commands.
+
+    In a script run by `seer run` (``teardown``, by default), closing the
+    experiment -- at the end of a ``with`` block, on an error, on Ctrl-C --
+    stops every agent group it started.  ``now()``, ``at()`` and the
+    ``sleep`` methods count from the experiment's start.
+    """
 
     def __init__(
         self,
@@ -296,9 +338,14 @@ class Experiment:
         certs: str | Path | None = None,
         identity: str | None = None,
         timeout: float = 10.0,
+        teardown: bool | None = None,
     ) -> None:
         self.connection = Connection(controller, certs, identity)
         self.timeout = timeout
+        self.teardown = bool(os.environ.get("SEER_RUN")) if teardown is None else teardown
+        #: When the experiment started (seconds since 1970): `seer run` sets it.
+        self.started_at = float(os.environ.get("SEER_EXPERIMENT_START") or time.time())
+        self._started: dict[tuple[str, str], Any] = {}
 
     def __enter__(self) -> Experiment:
         return self
@@ -307,7 +354,81 @@ class Experiment:
         self.close()
 
     def close(self) -> None:
-        self.connection.close()
+        try:
+            if self.teardown:
+                self.stop_started()
+        finally:
+            self.connection.close()
+
+    def stop_started(self) -> None:
+        """STOP every agent group this experiment started and did not stop."""
+        for (agent_type, group), target in list(self._started.items()):
+            try:
+                self.command(agent_type, group, "STOP", target=target, check=False)
+            except SeerError:
+                pass
+        self._started.clear()
+
+    # -- time -----------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Seconds since the experiment started."""
+        return time.time() - self.started_at
+
+    def time(self, t: float) -> float:
+        """The absolute time of ``t`` seconds after the start (for ``at=``)."""
+        return self.started_at + t
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def sleep_until(self, t: float) -> None:
+        """Sleep until ``t`` seconds after the experiment's start."""
+        self.sleep(self.time(t) - time.time())
+
+    def at(self, t: float, group: AgentGroup, command: str = "START",
+           args: dict[str, Any] | None = None, **options: Any) -> Pending:
+        """Send ``command`` now for every node to run at ``t`` seconds after
+        the start (the message's time header: nodes act together, however
+        the datagram travelled).  Returns at once; ``.result()`` waits."""
+        return group.submit(command, args, at=self.time(t), **options)
+
+    # -- waiting for conditions ----------------------------------------------------------
+
+    def wait_until(self, condition: Callable[[], Any], *, timeout: float, interval: float = 0.5,
+                   what: str = "the condition") -> Any:
+        """Poll ``condition()`` until it returns something true; SeerError after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise SeerError(f"{what} did not hold within {timeout:g} s")
+            time.sleep(interval)
+
+    def wait_for_counter(self, group: AgentGroup, name: str, *, total: float | None = None,
+                         each: float | None = None, target: Any = None, timeout: float = 60.0,
+                         interval: float = 0.5) -> dict[str, float]:
+        """Wait until counter ``name`` of ``group`` reaches ``total`` summed over
+        the nodes, or ``each`` on every node; returns the values by node.  The
+        error after ``timeout`` names the nodes that did not get there."""
+        if total is None and each is None:
+            raise ValueError("give total= or each=")
+        deadline = time.monotonic() + timeout
+        while True:
+            values = group.counter(name, target=target)
+            if values and (total is None or sum(values.values()) >= total) and \
+                    (each is None or all(v >= each for v in values.values())):
+                return values
+            if time.monotonic() >= deadline:
+                short = {n: v for n, v in values.items() if each is not None and v < each}
+                detail = f"in all {sum(values.values()):g} of {total:g}" if total is not None \
+                    else "not there: " + ", ".join(f"{n} ({v:g})" for n, v in sorted(short.items()))
+                raise SeerError(f"{group.agent_type} {group.group} {name}: {detail} after "
+                                f"{timeout:g} s")
+            time.sleep(interval)
 
     # -- nodes and agents ---------------------------------------------------------
 
@@ -379,6 +500,10 @@ class Experiment:
 
         Many commands can be in flight at once on one connection.
         """
+        if command == "START":
+            self._started[(agent_type, group)] = target
+        elif command == "STOP" and self._started.get((agent_type, group), target) == target:
+            self._started.pop((agent_type, group), None)
         header = {"type": "COMMAND", "agent": agent_type, "group": group,
                   "command": command, "args": args or {}, "target": target}
         header.update(_when(at, after))
@@ -484,7 +609,8 @@ class Pending:
                     self.on_file(final)
                 final = self.connection.wait(self.request_id, self.wait)
             outcomes = {
-                node: Outcome(node, o.get("status", "?"), o.get("error"), o.get("result"))
+                node: Outcome(node, o.get("status", "?"), o.get("error"), o.get("result"),
+                              o.get("at"))
                 for node, o in (final.get("outcomes") or {}).items()
             }
             self._result = Result(self.what, accepted.get("serial"),
@@ -528,6 +654,28 @@ class AgentGroup:
 
     def command(self, command: str, args: dict[str, Any] | None = None, **options: Any) -> Result:
         return self.experiment.command(self.agent_type, self.group, command, args, **options)
+
+    def submit(self, command: str, args: dict[str, Any] | None = None,
+               **options: Any) -> Pending:
+        """Send a command without waiting for its outcomes."""
+        return self.experiment.submit_command(self.agent_type, self.group, command, args,
+                                              **options)
+
+    def stats(self, target: Any = None) -> dict[str, Any]:
+        """Each node's STATS: its counters (and its clients' under "clients")."""
+        result = self.command("STATS", target=target, check=False)
+        return {n: o.result for n, o in result.outcomes.items() if o.ok and o.result}
+
+    def counter(self, name: str, target: Any = None) -> dict[str, float]:
+        """One counter by node, wherever the agent keeps it (its own counters,
+        its clients' or its results)."""
+        values = {}
+        for node, stats in self.stats(target).items():
+            for place in (stats.get("counters") or {}, stats.get("clients") or {}, stats):
+                if isinstance(place.get(name), (int, float)):
+                    values[node] = place[name]
+                    break
+        return values
 
     def start(self, **options: Any) -> Result:
         return self.command("START", **options)

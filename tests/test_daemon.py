@@ -94,7 +94,8 @@ def test_in_order_delivery_with_outcomes_and_cumulative_ack(node):
     assert Tally.seen == [("n1", 1, ""), ("n1", 2, "")]
     (report,) = node.reports()
     assert report.get("ack") == 2
-    assert report.get("outcomes") == [[1, "applied", None, None], [2, "applied", None, None]]
+    assert report.get("outcomes") == [[1, "applied", None, None, 1000.0],
+                                      [2, "applied", None, None, 1000.0]]  # when each ran
 
 
 def test_messages_for_other_nodes_advance_the_ack_without_dispatch(node):

@@ -57,7 +57,7 @@ def setup():
     outcomes: list = []
     d = Dispatcher("n1", registry,
                    lambda t, g: AgentContext(node="n1", agent_type=t, group=g, reactor=clock),
-                   lambda *o: outcomes.append(o), clock, handler_timeout=30)
+                   lambda *o: outcomes.append(o[:4]), clock, handler_timeout=30)
     return d, outcomes, clock
 
 
@@ -157,3 +157,13 @@ def test_a_refusal_needs_no_traceback(setup):
     d, outcomes, _ = setup
     d.dispatch(1, cmd("REFUSE"))
     assert outcomes[0][2] == "ValueError: not on a Sunday"
+
+
+def test_outcomes_say_when_the_node_started_on_the_message(setup):
+    d, _, clock = setup
+    seen = []
+    d.on_outcome = lambda *o: seen.append(o)
+    clock.advance(50)
+    d.dispatch(1, cmd("NEVER"))
+    clock.advance(30)  # it times out 30 s later, but it started at 50
+    assert seen[0][:2] == (1, "failed") and seen[0][4] == 50.0

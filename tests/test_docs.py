@@ -49,7 +49,7 @@ def test_agent_guide_examples_load_and_behave(tmp_path):
                             report=lambda event, data: reports.append((node, event, data)))
 
     nodes = {n: Dispatcher(n, registry, lambda t, g, n=n: context(t, g, n),
-                           lambda *o, n=n: outcomes.append((n,) + o), clock)
+                           lambda *o, n=n: outcomes.append((n,) + o[:4]), clock)
              for n in ("n1", "n2")}
     for serial, message in enumerate([
         {"type": "COMMAND", "agent": "HELLO", "group": "greeters", "command": "SAY"},
