@@ -90,7 +90,7 @@ with Experiment() as exp:  # under `seer run`, leaving the block stops every gro
         success = f"{1 - errors / requests:.0%}" if requests else "-"
         took = f"{seconds / requests:.2f}" if requests else "-"
         print(f"{name:<8}{requests:>9}{errors:>7}{success:>8}{took:>7}  {rtt:<24}{lost:>5.0%}")
-    for target, result in sent.items():
+    for result in sent.values():
         print(f"\nflood: asked {result['requested_pps']:.0f} packets/s, sent "
               f"{result['achieved_pps']:.0f}/s for {result['seconds']} s")
     print(f"capture on {router} {interface}: {captured['captured'].get(interface, 0)} flood "
@@ -104,7 +104,7 @@ with Experiment() as exp:  # under `seer run`, leaving the block stops every gro
                   f"{counters['served_bytes'] / 1e6:.1f} MB")
         elif counters:
             rtts = []
-            for name, (_, by_node) in phases.items():
+            for _, by_node in phases.values():
                 target = (by_node.get(node) or {}).get("targets", {}).get(args.victim) or {}
                 rtts.append(f"{target['rtt_avg']:.1f}" if target.get("rtt_avg") else "-")
             print(f"  {node:<10} {counters.get('requests', 0)} requests, "
