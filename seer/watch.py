@@ -66,7 +66,7 @@ def render(state: WatchState, now: float | None = None) -> list[str]:
     status = state.status
     nodes = status.get("nodes") or []
     up = [n for n in nodes if n.get("up")]
-    clock = time.strftime("%H:%M:%S", time.localtime(now or time.time()))
+    clock = time.strftime("%H:%M:%S", time.localtime(time.time() if now is None else now))
     datagrams = status.get("datagrams") or {}
     lines = [
         _fit(f"SEER watch: controller {status.get('controller', '?')}, serial "

@@ -175,3 +175,28 @@ def test_agent_guide_examples_set_only_variables_the_agents_have():
                 for keyword in node.keywords:
                     assert keyword.arg in declared or keyword.arg in options, \
                         f"{agent_type} has no variable {keyword.arg!r} (AGENTS.md example)"
+
+
+def test_experiments_guide_code_parses_and_sets_only_real_variables():
+    import ast
+
+    from backend.agentloader import default_registry
+
+    guide = (DOCS / "EXPERIMENTS.md").read_text()
+    registry = default_registry()
+    options = {"target", "timeout", "at", "after", "check"}
+    snippets = blocks(guide, "python")
+    assert snippets
+    for code in snippets:
+        tree = ast.parse(code)
+        groups = {node.targets[0].id: node.value.args[0].value for node in ast.walk(tree)
+                  if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                  and getattr(node.value.func, "attr", "") == "agent"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "set":
+                agent_type = groups.get(getattr(node.func.value, "id", ""))
+                if agent_type in registry.types:
+                    declared = registry.types[agent_type].declared_variables()
+                    for keyword in node.keywords:
+                        assert keyword.arg in declared or keyword.arg in options, \
+                            f"{agent_type} has no variable {keyword.arg!r} (EXPERIMENTS.md)"
