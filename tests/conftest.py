@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,14 @@ from seer import certs
 
 TESTS = Path(__file__).resolve().parent
 TEST_AGENTS = TESTS / "agents"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_testbed_state(tmp_path_factory):
+    """Tests never see (or touch) testbeds running on this machine outside them."""
+    os.environ["SEER_TESTBED_DIR"] = str(tmp_path_factory.mktemp("testbed-state"))
+    for name in ("SEER_TESTBED", "SEER_CONTROLLER", "SEER_CERTS", "SEER_IDENTITY"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
