@@ -201,10 +201,15 @@ class Agent:
     @classmethod
     def declared_variables(cls) -> dict[str, Var]:
         """NODES, then every class's VARIABLES from the base down (later wins)."""
+        cached = cls.__dict__.get("_declared_cache")
+        if cached is not None:
+            return cached
         declared = {NODES_VAR.name: NODES_VAR}
         for klass in reversed(cls.__mro__):
             for var in vars(klass).get("VARIABLES", []):
                 declared[var.name] = var
+        # Looked up on every variable read: computed once per class.
+        cls._declared_cache = declared
         return declared
 
     @classmethod

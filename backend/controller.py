@@ -630,6 +630,9 @@ class Controller(service.MultiService):
             "pending": len(self.tracker),
             "datagrams": {"messages": comm.message_datagrams, "pings": comm.ping_datagrams,
                           "bytes": comm.sender.bytes},
+            # TLS frame bytes with the nodes now connected (keep-alive footprint).
+            "node_tls_bytes": {"in": sum(s.bytes_in for s in self.node_sessions.values()),
+                               "out": sum(s.bytes_out for s in self.node_sessions.values())},
             "nodes": [{"name": r.name, "up": r.up, "serial": r.serial,
                        "lag": max(0, comm.sent_serial - r.serial) if r.registered else None}
                       for r in self.nodes],

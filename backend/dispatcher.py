@@ -15,6 +15,7 @@ before it finds the agent loaded.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import traceback
 from collections import deque
@@ -151,12 +152,15 @@ class Dispatcher:
     def _run_queue(self, key: GroupKey) -> None:
         queue = self._queues[key]
         while queue:
-            d = maybeDeferred(queue[0])
-            finished: list[bool] = []
-            d.addBoth(lambda _, done=finished: done.append(True))
-            if not finished:
-                d.addBoth(lambda _: self._resume(key))
-                return
+            # Work reports its own outcome; it returns a Deferred only when it
+            # is not done yet (no Deferred at all on the common, synchronous path).
+            result = queue[0]()
+            if isinstance(result, Deferred):
+                finished: list[bool] = []
+                result.addBoth(lambda _, done=finished: done.append(True))
+                if not finished:
+                    result.addBoth(lambda _: self._resume(key))
+                    return
             queue.popleft()
         del self._queues[key]
 
@@ -192,7 +196,7 @@ class Dispatcher:
             except VarError as e:
                 outcome("failed", str(e))
                 return None
-            d = self._call(agent.configDone)
+            handler, args = agent.configDone, None
             command = None
         else:
             command = str(message.get("command"))
@@ -204,7 +208,7 @@ class Dispatcher:
             if not agent.takes_part():
                 outcome("skipped", f"{self.node} is not in NODES of {key[0]} {key[1]}")
                 return None
-            d = self._call(handler, message.get("args") or {})
+            args = message.get("args") or {}
 
         def applied(result: Any) -> None:
             if command in RUN_COMMANDS:
@@ -214,7 +218,17 @@ class Dispatcher:
         def failed(failure: Failure) -> None:
             outcome("failed", _describe_failure(failure))
 
-        return d.addCallbacks(applied, failed)
+        try:
+            result = _invoke(handler, args)
+        except Exception:
+            failed(Failure())
+            return None
+        if isinstance(result, Deferred):
+            if not result.called:
+                result.addTimeout(self.handler_timeout, self.clock)
+            return result.addCallbacks(applied, failed)
+        applied(result)
+        return None
 
     def _restore(self, key: GroupKey, entry: dict[str, Any], done: Deferred) -> Deferred | None:
         problem_prefix = f"snapshot of {key[0]} {key[1]}"
@@ -248,30 +262,37 @@ class Dispatcher:
         return d
 
     def _call(self, function: Callable[..., Any], args: dict[str, Any] | None = None) -> Deferred:
-        if args is None:
-            d = maybeDeferred(function)
-        elif _takes_argument(function):
-            d = maybeDeferred(function, args)
-        elif args:
-            return maybeDeferred(
-                _raise, TypeError(f"{function.__name__} takes no arguments, got {sorted(args)}")
-            )
-        else:
-            d = maybeDeferred(function)
+        d = maybeDeferred(_invoke, function, args)
         if not d.called:
             d.addTimeout(self.handler_timeout, self.clock)
         return d
 
 
-def _raise(error: Exception) -> None:
-    raise error
+def _invoke(function: Callable[..., Any], args: dict[str, Any] | None) -> Any:
+    """Call a handler with the command's arguments if it takes them."""
+    if args is None:
+        return function()
+    if _takes_argument(function):
+        return function(args)
+    if args:
+        raise TypeError(f"{function.__name__} takes no arguments, got {sorted(args)}")
+    return function()
 
 
 def _takes_argument(function: Callable[..., Any]) -> bool:
+    # Handlers are bound methods, new objects each time: ask about the function.
+    return _function_takes_argument(getattr(function, "__func__", function),
+                                    hasattr(function, "__self__"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_takes_argument(function: Callable[..., Any], bound: bool) -> bool:
     try:
-        params = inspect.signature(function).parameters.values()
+        params = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):
         return False
+    if bound:
+        params = params[1:]  # self
     return any(
         p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
         for p in params

@@ -19,6 +19,12 @@ from seer.vartypes import Var
 _INFO_LISTS = ("addresses", "labels")
 
 
+#: The fields of a node record a checkpoint keeps.
+CHECKPOINTED = ("name", "registered", "addresses", "interfaces", "labels", "attributes",
+                "serial", "registered_at", "last_seen", "down_since", "control_address",
+                "version")
+
+
 class InfoError(ValueError):
     """An INFO frame that does not describe a node properly."""
 
@@ -203,20 +209,19 @@ class NodeTable:
     # -- checkpoint ----------------------------------------------------------------
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {k: v for k, v in r.to_json().items() if k not in ("agents", "lag")}
-            | {"agents": r.agents}
-            for r in self
-        ]
+        """What a checkpoint keeps of each node.
+
+        Not its agent catalogue or counters: a node sends those again when it
+        registers, and with a thousand nodes they would make every checkpoint
+        megabytes long, serialised in the reactor thread."""
+        return [{k: getattr(r, k) for k in CHECKPOINTED} for r in self]
 
     def restore(self, data: list[dict[str, Any]]) -> None:
         """Reload records from a checkpoint; every node starts down."""
         for item in data:
             record = self._nodes.setdefault(item["name"], NodeRecord(item["name"]))
-            for key in ("addresses", "interfaces", "labels", "attributes", "agents",
-                        "agent_errors", "serial", "registered_at", "last_seen",
-                        "control_address", "version", "registered"):
-                if key in item:
+            for key in CHECKPOINTED:
+                if key in item and key != "name":
                     setattr(record, key, item[key])
             record.up = False
             record.down_since = item.get("down_since") or item.get("last_seen")

@@ -6,7 +6,8 @@ The session only frames and unframes; what frames mean is up to its router
 * ``sessionOpened(session)`` once the TLS handshake verified the peer
   (``session.identity`` is then its certificate's name and role);
 * ``frameReceived(session, frame)`` for every frame;
-* ``sessionClosed(session, reason)`` when a verified session ends;
+* ``sessionClosed(session, reason)`` when a session ends (``identity`` is
+  None if it never completed its handshake);
 * ``badInput(session, error)`` when bytes are not frames (the session then
   sends an ERROR and closes: the stream is out of step).
 
@@ -55,6 +56,9 @@ class FrameSession(Protocol):
         self.identity: Identity | None = None
         self.peer = "?"
         self.closed = False
+        #: Frame bytes received and sent (for footprint measurements).
+        self.bytes_in = 0
+        self.bytes_out = 0
         #: The router's per-connection state (a node's name, sink flag ...).
         self.state: dict[str, Any] = {}
         self._handshake_timer: IDelayedCall | None = None
@@ -66,6 +70,11 @@ class FrameSession(Protocol):
         address = self.transport.getPeer()
         if self.tls:
             self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+            # Frames are small and answered at once: Nagle's algorithm would
+            # hold them back for a delayed ACK (40 ms on Linux) each time.
+            set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+            if set_no_delay is not None:
+                set_no_delay(True)
         else:
             self.peer = "local socket"
         self._handshake_timer = self.router.clock.callLater(
@@ -91,6 +100,7 @@ class FrameSession(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed or (self.identity is None and self.tls):
             return
+        self.bytes_in += len(data)
         try:
             frames = self.decoder.feed(data)
         except WireError as e:
@@ -127,11 +137,14 @@ class FrameSession(Protocol):
 
     def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
         if not self.closed:
-            self.transport.write(encode_frame(header, blob))
+            data = encode_frame(header, blob)
+            self.bytes_out += len(data)
+            self.transport.write(data)
 
     def send_raw(self, data: bytes) -> None:
         """Write already-encoded frames (one encoding shared by many peers)."""
         if not self.closed:
+            self.bytes_out += len(data)
             self.transport.write(data)
 
     def close(self) -> None:
@@ -142,11 +155,12 @@ class FrameSession(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:
         self._cancel_handshake_timer()
         self.closed = True
-        if self.identity is not None:
-            self.router.sessionClosed(self, reason)
-        elif reason is not None and not reason.check(ConnectionDone):
-            self.log.info("connection from {peer} closed before TLS completed: {why}",
+        if self.identity is None and reason is not None and not reason.check(ConnectionDone):
+            self.log.info("connection with {peer} closed before TLS completed: {why}",
                           peer=self.peer, why=reason.getErrorMessage())
+        # Routers hear of unverified sessions too (identity None): a daemon
+        # must know its attempt failed.
+        self.router.sessionClosed(self, reason)
 
     def _cancel_handshake_timer(self) -> None:
         if self._handshake_timer is not None and self._handshake_timer.active():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -333,7 +334,14 @@ def _run_service(build: Callable[[Any], Any], what: str) -> int:
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown",
                                   lambda: service.stopService() if service.running else None)
-    reactor.run()
+    profile_to = os.environ.get("SEER_PROFILE")
+    if profile_to:  # SEER_PROFILE=FILE: a cProfile of the whole run (docs/PERFORMANCE.md)
+        import cProfile
+
+        cProfile.runctx("reactor.run()", globals(), {"reactor": reactor},
+                        f"{profile_to}.{os.getpid()}")
+    else:
+        reactor.run()
     if failed:
         print(failed[0], file=sys.stderr)
         return EXIT_FAILED
