@@ -58,8 +58,11 @@ WELCOME_TIMEOUT = 20.0
 ACK_DELAY = 0.2
 #: Raw datagrams kept (by bytes) before the first WELCOME brings the keys.
 EARLY_LIMIT = 16 * 1024 * 1024
-#: The daemon's counters ride along with a REPORT at most this often.
-STATS_INTERVAL = 1.0
+#: The daemon's counters ride along with a REPORT at most this often ...
+STATS_INTERVAL = 5.0
+#: ... and, if only the traffic counters moved, this often.
+STATS_REFRESH = 60.0
+ROUTINE_COUNTERS = frozenset({"datagrams", "delivered", "dispatched"})
 #: Outcomes and events kept while the controller is unreachable.
 BACKLOG_LIMIT = 100_000
 MAX_NACK_RANGES = 1000
@@ -154,6 +157,8 @@ class NodeDaemon(service.MultiService):
         self._repair_call: Any = None
         self._multicast_port: Any = None
         self._host_known = False
+        #: Connections in a row that closed before a WELCOME (for the backoff).
+        self._unwelcomed = 0
         self._info_waiting: list[FrameSession] = []
         self._link: ClientService | None = None
         self._requests: dict[int, Deferred] = {}
@@ -171,8 +176,12 @@ class NodeDaemon(service.MultiService):
         options = client_options(self.certs.ca.cert, own, self.server_name)
         host, port = self.controller_address
         endpoint = endpoints.SSL4ClientEndpoint(self.reactor, host, port, options, timeout=10)
-        self._link = ClientService(endpoint, SessionFactory(self), retryPolicy=self.retry_policy,
-                                   clock=self.clock, prepareConnection=self._await_welcome)
+        # No prepareConnection: Twisted's ClientService has no transition for
+        # a connection lost while it is pending, and would never retry.  The
+        # WELCOME timeout and the backoff across unwelcomed connections are
+        # kept here instead.
+        self._link = ClientService(endpoint, SessionFactory(self), retryPolicy=self._retry_delay,
+                                   clock=self.clock)
         self._link.setServiceParent(self)
         # On loopback (several daemons on one host) the host's own interfaces
         # are not this node's experiment addresses: report only those given.
@@ -221,19 +230,15 @@ class NodeDaemon(service.MultiService):
 
     # -- the controller link (router interface) ---------------------------------------
 
-    def _await_welcome(self, session: FrameSession) -> Deferred:
-        welcomed: Deferred = Deferred()
-        session.state["welcomed"] = welcomed
-        timer = self.clock.callLater(WELCOME_TIMEOUT, session.transport.abortConnection)
-
-        def settle(result: Any) -> Any:
-            if timer.active():
-                timer.cancel()
-            return result
-
-        return welcomed.addBoth(settle)
+    def _retry_delay(self, attempt: int) -> float:
+        # ClientService counts failed TCP connects only; a connection that
+        # closes before WELCOME (bad certificate, overloaded controller) must
+        # back off too.
+        return self.retry_policy(max(attempt, self._unwelcomed))
 
     def sessionOpened(self, session: FrameSession) -> None:
+        session.state["welcome_timer"] = self.clock.callLater(
+            WELCOME_TIMEOUT, session.transport.abortConnection)
         if session.identity.role != "controller":
             self.log.error("{peer} presented a {role} certificate, not the controller's; closing",
                            peer=session.peer, role=session.identity.role)
@@ -267,13 +272,18 @@ class NodeDaemon(service.MultiService):
             self.counters["unknown_frames"] += 1
 
     def sessionClosed(self, session: FrameSession, reason: Failure) -> None:
+        timer = session.state.pop("welcome_timer", None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if not session.state.get("welcomed"):
+            self._unwelcomed += 1
+            why = reason.getErrorMessage() if reason is not None else "closed"
+            self.log.warn("connection to the controller closed before WELCOME ({why}); "
+                          "retrying", why=why)
         if self.session is session:
             self.session = None
             self.log.info("connection to the controller lost ({why}); reconnecting",
-                          why=reason.getErrorMessage())
-        welcomed = session.state.get("welcomed")
-        if welcomed is not None and not welcomed.called:
-            welcomed.errback(reason)
+                          why=reason.getErrorMessage() if reason is not None else "closed")
         if self.session is None:
             requests, self._requests = self._requests, {}
             for d in requests.values():
@@ -325,9 +335,11 @@ class NodeDaemon(service.MultiService):
         early, self._early, self._early_bytes = self._early, [], 0
         for data in early:
             self._accept_datagram(data)
-        welcomed = session.state.get("welcomed")
-        if welcomed is not None and not welcomed.called:
-            welcomed.callback(session)
+        session.state["welcomed"] = True
+        self._unwelcomed = 0
+        timer = session.state.pop("welcome_timer", None)
+        if timer is not None and timer.active():
+            timer.cancel()
         self.log.info("registered with controller {name}: epoch {epoch}, serial {serial}, "
                       "delivered up to {mine}", name=frame.get("controller", "?"), epoch=epoch,
                       serial=serial, mine=self.serializer.delivered_upto)
@@ -492,12 +504,18 @@ class NodeDaemon(service.MultiService):
         self._reported_ack = header["ack"]
 
     def _add_stats(self, header: dict[str, Any]) -> None:
-        """Counters ride along when changed, at most once per STATS_INTERVAL."""
+        """Counters ride along at most once per STATS_INTERVAL when something
+        worth telling changed (a drop, a repair ...), and at least once per
+        STATS_REFRESH while traffic flows: a thousand nodes reporting every
+        datagram count each second would load the controller for nothing."""
         now = self.clock.seconds()
         due = self._stats_sent_at + STATS_INTERVAL
         if now >= due:
             counters = self.status()["counters"]
-            if counters != self._stats_last:
+            notable = {k: v for k, v in counters.items() if k not in ROUTINE_COUNTERS}
+            last = {k: v for k, v in self._stats_last.items() if k not in ROUTINE_COUNTERS}
+            stale = now - self._stats_sent_at >= STATS_REFRESH
+            if notable != last or (stale and counters != self._stats_last):
                 header["stats"] = self._stats_last = counters
                 self._stats_sent_at = now
         elif self._stats_call is None or not self._stats_call.active():

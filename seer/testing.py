@@ -82,6 +82,18 @@ class FakeReactor(MemoryReactorClock):
         return fake
 
 
+class _FakeTransport:
+    def __init__(self, session: "FakeSession") -> None:
+        self.session = session
+        self.aborted = False
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self.session.close()
+
+    loseConnection = abortConnection
+
+
 class FakeSession:
     """Stands in for a verified TLS session; records frames sent to the peer."""
 
@@ -91,6 +103,7 @@ class FakeSession:
         self.state: dict[str, Any] = {}
         self.sent: list[Frame] = []
         self.closed = False
+        self.transport = _FakeTransport(self)
 
     def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
         if not self.closed:

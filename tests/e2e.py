@@ -60,3 +60,16 @@ class GroupTap:
 def node_stats(lab: LocalExperiment) -> dict[str, dict]:
     with lab.experiment() as exp:
         return {n["name"]: n.get("stats") or {} for n in exp.nodes()}
+
+
+def eventually(read, holds, timeout: float = 15.0, interval: float = 0.5):
+    """Read until ``holds(value)`` (nodes send their counters every 5 s at
+    most); returns the last value read."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if holds(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

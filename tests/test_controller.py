@@ -417,3 +417,15 @@ def test_stopping_with_queued_messages_leaves_no_timer(lab):
     lab.c.frameReceived(lab.client(), Frame(command()))  # queued for this turn
     lab.c.stopService()
     assert [c for c in lab.reactor.getDelayedCalls() if c.active()] == []
+
+
+def test_a_burst_is_followed_by_three_tail_pings(lab):
+    lab.register("n1")
+    lab.request(lab.client(), command())
+    lab.sender.take()
+    times = []
+    for _ in range(70):
+        lab.reactor.advance(0.01)
+        if [d for d in lab.datagrams() if d.kind == KIND_PING]:
+            times.append(round(lab.reactor.seconds() - 1_000_000, 2))
+    assert times == [0.05, 0.25, 0.6]

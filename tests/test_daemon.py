@@ -285,3 +285,20 @@ def test_a_snapshot_does_not_rerun_a_scheduled_message_already_delivered(node):
         "snapshot": {"groups": [], "scheduled": [[1, hit(1, target=["n1"], time=1010.0)]]}}))
     node.reactor.advance(1)
     assert [i for _, i, _ in Tally.seen] == [1]
+
+
+def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(certs_dir, tmp_path):
+    reactor = FakeReactor()
+    d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=AgentRegistry(),
+                   workdir=tmp_path, retry_initial=0.5, retry_max=8.0, jitter=lambda: 0.0)
+    d.startService()
+    delays = []
+    for _ in range(3):
+        session = FakeSession("seer-controller", "controller")
+        d.sessionOpened(session)
+        reactor.advance(20)  # WELCOME_TIMEOUT: no WELCOME came
+        assert session.transport.aborted
+        d.sessionClosed(session, Failure(ConnectionDone()))
+        delays.append(d._retry_delay(0))  # ClientService saw the TCP connect succeed
+    assert delays == [1.0, 2.0, 4.0]  # backs off although every TCP connect worked
+    d.stopService()

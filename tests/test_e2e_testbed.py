@@ -16,6 +16,7 @@ from seer.testbed import build, runner, state
 from seer.testbed.netns import can_build, in_namespace
 from seer.testbed.topology import load_topology, parse_topology
 
+from e2e import eventually
 from test_topology import CHAIN, EXAMPLES
 
 REASON = can_build()
@@ -131,7 +132,9 @@ def test_commands_survive_20_percent_control_network_loss():
                 assert p.result().ok
             for i in range(100):  # one at a time: one datagram each
                 assert exp.command("NOOP", "g", "ECHO", {"i": i}).ok
-            stats = {n["name"]: n["stats"] for n in exp.nodes()}
+            stats = eventually(lambda: {n["name"]: n["stats"] for n in exp.nodes()},
+                               lambda st: sum(s.get("repairs_received", 0)
+                                              for s in st.values()) > 0)
         assert build.control_loss_counters(topology.name) > 0
         assert sum(s.get("repairs_received", 0) for s in stats.values()) > 0
     finally:
