@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import launch_rate
+from bench import fanout, footprint, launch_rate, loss, throughput
 
 BENCHMARKS = {
+    "fanout": fanout.main,
+    "footprint": footprint.main,
+    "loss": loss.main,
     "launch-rate": launch_rate.main,
+    "throughput": throughput.main,
 }
 
 

@@ -63,3 +63,16 @@ def write_json(name: str, data: dict[str, Any], path: str | None = None) -> Path
     target.write_text(json.dumps(dict(data, machine=machine(), benchmark=name,
                                       when=time.strftime("%Y-%m-%dT%H:%M:%S%z")), indent=2))
     return target
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
