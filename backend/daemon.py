@@ -86,7 +86,7 @@ class NodeDaemon(service.MultiService):
         addresses: list[str] | None = None,
         workdir: str | Path | None = None,
         rx_drop: float = 0.0,
-        rx_drop_seed: int = 0,
+        rx_drop_seed: int | None = None,
         server_name: str = CONTROLLER_NAME,
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
@@ -117,7 +117,8 @@ class NodeDaemon(service.MultiService):
         #: Prefix of the tag on every process this daemon's agents start.
         self.process_tag = f"{self.name}/{os.getpid()}"
         self.rx_drop = rx_drop
-        self._drop_rng = random.Random(f"{rx_drop_seed}:{self.name}")
+        self._drop_rng = random.Random(
+            None if rx_drop_seed is None else f"{rx_drop_seed}:{self.name}")
         self.server_name = server_name
         # Jitter spreads a thousand daemons' reconnections after a controller
         # restart instead of having them arrive in the same millisecond.

@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
                     "and writes JSON under bench/results/. No argument runs them all.")
     parser.add_argument("benchmark", nargs="?", choices=sorted(BENCHMARKS),
                         help="one benchmark (its own options follow; --help for them)")
-    args, rest = parser.parse_known_args(argv)
-    chosen = [args.benchmark] if args.benchmark else sorted(BENCHMARKS)
-    for name in chosen:
-        BENCHMARKS[name](rest if args.benchmark else [])
+    if argv and argv[0] in BENCHMARKS:
+        # The benchmark's own parser handles the rest, --help included.
+        BENCHMARKS[argv[0]](argv[1:])
+        return 0
+    parser.parse_args(argv)
+    for name in sorted(BENCHMARKS):
+        BENCHMARKS[name]([])
         print()
     return 0
 

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="node counts; 's' = simulated, 100 per process (default: "
                              "10,50,100,1000s)")
     parser.add_argument("--rounds", type=int, default=200, help="commands per size (200)")
-    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--json", metavar="PATH",
+                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
     args = parser.parse_args(argv)
     rows, results = [], []
     for n, per_process in parse_sizes(args.sizes):

@@ -165,7 +165,9 @@ DAEMON_SETTINGS = [
     Setting("workdir", "str", "", "folder for agent logs and files (default: state/<name>)"),
     Setting("rx_drop", "float", 0.0,
             "fault injection: fraction of received multicast datagrams to drop", 0.0),
-    Setting("rx_drop_seed", "int", 0, "seed for rx_drop, for repeatable runs"),
+    Setting("rx_drop_seed", "int", None,
+            "seed for rx_drop, for repeatable runs (default: a fresh random seed at each "
+            "start, so that repeated runs sample different loss patterns)"),
 ]
 
 
@@ -175,7 +177,7 @@ def add_flags(parser: argparse.ArgumentParser, settings: list[Setting]) -> None:
         kwargs: dict[str, Any] = {
             "dest": s.key,
             "default": None,
-            "help": f"{s.help} (default: {s.default!r})",
+            "help": s.help if s.default is None else f"{s.help} (default: {s.default!r})",
         }
         if s.type in ("list", "table"):
             kwargs["action"] = "append"
@@ -235,7 +237,8 @@ def markdown_table(settings: list[Setting]) -> str:
     """The settings as the Markdown table in docs/OPERATIONS.md."""
     lines = ["| setting (TOML key) | flag | default | meaning |", "| --- | --- | --- | --- |"]
     for s in settings:
-        default = "(none)" if s.default in ("", [], {}) else f"`{s.default!r}`"
+        default = "(none)" if s.default is None or s.default in ("", [], {}) \
+            else f"`{s.default!r}`"
         lines.append(f"| `{s.key}` | `{s.flag}` | {default} | {s.help} |")
     return "\n".join(lines)
 
