@@ -43,7 +43,7 @@ log = Logger()
 #: if it lost the first ping too, within 250 ms, 600 ms, 1 s or 1.5 s --
 #: instead of waiting for the periodic ping, which the tail pings, being
 #: traffic, put off until about 2.5 s.  At 20% loss, missing the datagram and
-#: all five pings is 0.2**6: one node in 15,000 bursts.  Five ~120-byte
+#: all five pings is 0.2**6: one node in 15,000 bursts.  Five ~330-byte
 #: datagrams per burst cost nothing next to that.
 TAIL_PINGS = (0.05, 0.25, 0.6, 1.0, 1.5)
 #: Seconds between attempts to write the journal after it failed.

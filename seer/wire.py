@@ -24,12 +24,13 @@ Multicast datagrams (controller to every node)::
     body     UTF-8 JSON       MESSAGES: array of `count` message objects,
                               serials serial .. serial+count-1 in order;
                               PING: an object
-    sig      64 bytes         ECDSA P-256 / SHA-256 signature (r, s: 32
-                              bytes each) over everything before it
+    sig      256 bytes        RSASSA-PSS signature (RSA-2048, SHA-256,
+                              MGF1-SHA-256, 32-byte salt) over everything
+                              before it
     mac      32 bytes         HMAC-SHA256 over everything before it
 
 The HMAC key is shared by the experiment's nodes and keeps outsiders out
-cheaply; the ECDSA signature is made with a key only the controller holds,
+cheaply; the RSA signature is made with a key only the controller holds,
 so a compromised node (which knows the HMAC key) still cannot command the
 others.  Both keys reach nodes only over mutual TLS.
 """
@@ -46,17 +47,19 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-# ECDSA P-256 rather than Ed25519: every node checks every datagram, and
-# OpenSSL's P-256 verifies in about half the time of its Ed25519 here.
-_CURVE = ec.SECP256R1()
-_ECDSA = ec.ECDSA(hashes.SHA256())
+# RSA rather than elliptic curves: one controller signs each datagram once
+# and every node verifies it, and RSA verification is several times cheaper
+# than ECDSA's or Ed25519's (signing costs more; see docs/PERFORMANCE.md).
+RSA_BITS = 2048
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+_SHA256 = hashes.SHA256()
 
 PROTOCOL_VERSION = 1
 
@@ -75,7 +78,7 @@ DATAGRAM_KINDS = {KIND_MESSAGES: "MESSAGES", KIND_PING: "PING"}
 _FRAME_LENGTH = struct.Struct(">I")
 _FRAME_PREFIX = struct.Struct(">BI")
 _DATAGRAM_HEADER = struct.Struct(">4sBBQQH")
-SIG_LEN = 64
+SIG_LEN = RSA_BITS // 8
 MAC_LEN = 32
 DATAGRAM_OVERHEAD = _DATAGRAM_HEADER.size + SIG_LEN + MAC_LEN
 
@@ -262,13 +265,13 @@ class VerifyingKeys:
     """What a node needs to check datagrams: the HMAC key and the public key."""
 
     hmac_key: bytes
-    public_key: ec.EllipticCurvePublicKey
+    public_key: rsa.RSAPublicKey
 
     def to_json(self) -> dict[str, str]:
         return {
             "hmac_key": self.hmac_key.hex(),
             "sign_key": self.public_key.public_bytes(
-                Encoding.X962, PublicFormat.UncompressedPoint
+                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
             ).hex(),
         }
 
@@ -276,11 +279,11 @@ class VerifyingKeys:
     def from_json(cls, data: dict[str, Any]) -> VerifyingKeys:
         try:
             hmac_key = bytes.fromhex(data["hmac_key"])
-            public = ec.EllipticCurvePublicKey.from_encoded_point(
-                _CURVE, bytes.fromhex(data["sign_key"])
-            )
+            public = load_der_public_key(bytes.fromhex(data["sign_key"]))
         except (KeyError, TypeError, ValueError) as e:
             raise WireError("body", f"bad datagram keys ({e})") from None
+        if not isinstance(public, rsa.RSAPublicKey) or public.key_size != RSA_BITS:
+            raise WireError("body", f"datagram signing key is not a {RSA_BITS}-bit RSA key")
         if len(hmac_key) < 16:
             raise WireError("body", "HMAC key shorter than 16 bytes")
         return cls(hmac_key, public)
@@ -288,21 +291,20 @@ class VerifyingKeys:
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """The controller's datagram keys: HMAC key and ECDSA P-256 private key."""
+    """The controller's datagram keys: HMAC key and RSA private key."""
 
     hmac_key: bytes
-    private_key: ec.EllipticCurvePrivateKey
+    private_key: rsa.RSAPrivateKey
 
     @classmethod
     def generate(cls) -> SigningKeys:
         import os
 
-        return cls(os.urandom(32), ec.generate_private_key(_CURVE))
+        return cls(os.urandom(32), rsa.generate_private_key(65537, RSA_BITS))
 
     def sign(self, data: bytes) -> bytes:
-        """The 64-byte signature: r and s, 32 bytes each, big-endian."""
-        r, s = decode_dss_signature(self.private_key.sign(data, _ECDSA))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        """The RSASSA-PSS signature (SHA-256, MGF1-SHA-256, 32-byte salt)."""
+        return self.private_key.sign(data, _PSS, _SHA256)
 
     def verifying(self) -> VerifyingKeys:
         return VerifyingKeys(self.hmac_key, self.private_key.public_key())
@@ -401,9 +403,7 @@ def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
         raise WireError("mac", "HMAC does not match this experiment's key")
     content, sig = signed[:-SIG_LEN], signed[-SIG_LEN:]
     try:
-        der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
-                                   int.from_bytes(sig[32:], "big"))
-        keys.public_key.verify(der, content, _ECDSA)
+        keys.public_key.verify(sig, content, _PSS, _SHA256)
     except InvalidSignature:
         raise WireError(
             "signature", "not signed by this experiment's controller"
