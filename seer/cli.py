@@ -166,56 +166,76 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a script on the controller; its output here, live; its results/ too."""
-    from seer.client import Connection, RequestRefused
+    from seer.client import Connection
 
     try:
         content = Path(args.script).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {args.script}: {e.strerror}") from None
-    results = Path(args.results)
     connection = Connection(args.controller, args.certs, args.identity)
     request_id = connection.send({"type": "EXECUTE", "name": Path(args.script).name,
                                   "args": args.args}, content)
-    run_id = None
+    run = _RunView(args.quiet, Path(args.results))
     cancelled = False
     while True:
+        # The whole turn is guarded, not only the poll: Ctrl-C often lands
+        # while an OUTPUT frame is being written, and must still cancel.
         try:
             frame = connection.poll(request_id, 1.0)
+            if frame is not None:
+                code = run.handle(frame)
+                if code is not None:
+                    return code
         except KeyboardInterrupt:
-            if cancelled or run_id is None:
+            if cancelled or run.run_id is None:
                 print("\nseer run: leaving; the controller stops the script and its agents",
                       file=sys.stderr)
                 return 130
             cancelled = True
             print("\nseer run: stopping the script (Ctrl-C again to leave at once)...",
                   file=sys.stderr)
-            connection.send({"type": "CANCEL", "run": run_id})
-            continue
-        if frame is None:
-            continue
+            connection.send({"type": "CANCEL", "run": run.run_id})
+
+
+class _RunView:
+    """What `seer run` shows and saves of a run's frames; its exit code at EXIT."""
+
+    def __init__(self, quiet: bool, results: Path):
+        self.quiet = quiet
+        self.results = results
+        self.run_id = None
+
+    def handle(self, frame) -> int | None:
+        from seer.client import RequestRefused
+
         if frame.type == "ERROR":
             raise RequestRefused(frame.get("error"))
         if frame.type == "ACCEPTED":
-            run_id = frame.get("run")
-            if not args.quiet:
-                print(f"[seer run {run_id} on the controller]", file=sys.stderr)
+            self.run_id = frame.get("run")
+            if not self.quiet:
+                print(f"[seer run {self.run_id} on the controller]", file=sys.stderr)
         elif frame.type == "OUTPUT":
             stream = sys.stdout if frame.get("stream") == "stdout" else sys.stderr
             stream.write(frame.get("data"))
             stream.flush()
         elif frame.type == "FILE":
-            name = Path(frame.get("name"))
-            path = results / (name.relative_to("results") if name.parts[:1] == ("results",) else name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "r+b" if path.exists() and frame.get("offset") else "wb") as f:
-                f.seek(frame.get("offset") or 0)
-                f.write(frame.blob)
+            self._save(frame)
         elif frame.type == "EXIT":
             code, signum = frame.get("code") or 0, frame.get("signal")
-            if not args.quiet:
+            if not self.quiet:
                 how = f"signal {signum}" if signum else f"exit code {code}"
-                print(f"[seer run {run_id}: {how}]", file=sys.stderr)
+                print(f"[seer run {self.run_id}: {how}]", file=sys.stderr)
             return 128 + signum if signum else code
+        return None
+
+    def _save(self, frame) -> None:
+        name = Path(frame.get("name"))
+        path = self.results / (name.relative_to("results") if name.parts[:1] == ("results",)
+                               else name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "r+b" if path.exists() and frame.get("offset") else "wb") as f:
+            f.seek(frame.get("offset") or 0)
+            f.write(frame.blob)
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:

@@ -58,6 +58,20 @@ def stats(group, node: str) -> dict:
     return group.command("STATS", target=node).outcomes[node].result
 
 
+def client_counters_once(group, node: str, enough, timeout: float = 20) -> dict:
+    """The node's client counters once ``enough(counters)`` holds (or at the deadline).
+
+    Polled, not slept for: clients start after their warm-up and STATS lags
+    by up to a second, so a fixed sleep is flaky on a loaded machine.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        counters = stats(group, node).get("clients") or {}
+        if enough(counters) or time.monotonic() > deadline:
+            return counters
+        time.sleep(0.25)
+
+
 def nothing_left(bed, agent: str, group: str) -> None:
     for node, pid in bed["pids"].items():
         if node in ("controller", "relay"):
@@ -78,11 +92,11 @@ def test_http_serves_the_right_bytes_and_counts_requests(bed, exp):
     curl = on(bed, "client3", "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
               f"http://{SERVER}:8080/123457")
     assert curl.stdout == "123457", curl.stderr
-    time.sleep(2)
-    clients = stats(web, "client1")["clients"]
+    clients = client_counters_once(
+        web, "client1", lambda c: c.get("requests", 0) >= 3 and c.get("bytes", 0) >= 15000)
     server = stats(web, "server1")["counters"]
     web.stop(target="server1,client1,client2")
-    assert clients["requests"] >= 3 and clients["bytes"] >= 3 * 5000 and not clients.get("errors")
+    assert clients.get("requests", 0) >= 3 and clients["bytes"] >= 3 * 5000 and not clients.get("errors")
     assert server["served_requests"] >= clients["requests"] + 1
     nothing_left(bed, "HTTP", "web")
 
@@ -98,8 +112,8 @@ def test_ftp_lets_a_real_client_log_in_and_fetch(bed, exp):
     refused = on(bed, "client3", "curl", "-sS", "--user", "seer:wrong", "-o", "/dev/null",
                  f"ftp://{SERVER}/54321")
     listing = on(bed, "client3", "curl", "-sS", "--user", "seer:seer", f"ftp://{SERVER}/")
-    time.sleep(1.5)
-    clients = stats(ftp, "client1")["clients"]
+    clients = client_counters_once(
+        ftp, "client1", lambda c: c.get("transfers", 0) >= 2 and c.get("bytes", 0) >= 40000)
     ftp.stop(target="server1,client1")
     assert fetched.stdout == "54321", fetched.stderr
     assert refused.returncode != 0 and "530" in refused.stderr
@@ -116,8 +130,7 @@ def test_dns_answers_dig_and_clients_resolve(bed, exp):
     dns.start(target="client2")
     dig = on(bed, "client3", "dig", f"@{SERVER}", "+short", "client1.exp.test", "A")
     www = on(bed, "client3", "dig", f"@{SERVER}", "+short", "www.exp.test", "A")
-    time.sleep(1.5)
-    clients = stats(dns, "client2")["clients"]
+    clients = client_counters_once(dns, "client2", lambda c: c.get("lookups", 0) >= 5)
     dns.stop(target="server1,client2")
     assert dig.stdout.strip() == "198.18.1.2"  # client1's address
     assert www.stdout.strip() == SERVER  # server1's label
