@@ -21,7 +21,7 @@ class Cluster(LocalExperiment):
                          common_daemon_args=["--agent-dirs", str(AGENTS), *self.extra],
                          controller_args=controller_args or [], grace=20.0)
 
-    def start(self, timeout: float = 300.0) -> "Cluster":
+    def start(self, timeout: float = 300.0) -> Cluster:
         started = time.monotonic()
         self.make_certs()
         self.start_controller()

@@ -2,8 +2,9 @@
 node's outcome; against the floor (one datagram, minimal UDP answers).
 
 For each N: a controller and N daemons on 127.0.0.1 (daemon processes, or
-"simulated" nodes: many daemons per process, each with its own TLS
-connection and multicast socket); ROUNDS commands one after the other, each
+"simulated" nodes: many daemons per process -- by default as many processes
+as CPUs -- each with its own TLS connection, multicast socket, signature
+check and agent); ROUNDS commands one after the other, each
 NOOP ECHO to every node, timed from the client's send to the RESULT with
 all N outcomes.  The floor runs in the same invocation with N receivers.
 """
@@ -11,6 +12,7 @@ all N outcomes.  The floor runs in the same invocation with N receivers.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -19,17 +21,25 @@ from bench.cluster import Cluster
 from bench.common import summary_ms, table, write_json
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """'10,50,100,1000s' -> [(10, 0), (50, 0), (100, 0), (1000, 100)]: N and
-    nodes per process (0: a process each; 's' suffix: simulated, 100 each)."""
+def parse_sizes(text: str) -> list[tuple[int, bool]]:
+    """'10,50,100,1000s' -> [(10, False), (50, False), (100, False), (1000, True)]:
+    N, and whether the nodes are simulated (many per process)."""
     sizes = []
     for item in text.split(","):
         item = item.strip()
-        if item.endswith("s"):
-            sizes.append((int(item[:-1]), 100))
-        else:
-            sizes.append((int(item), 0))
+        simulated = item.endswith("s")
+        digits = item[:-1] if simulated else item
+        if not digits.isdigit() or int(digits) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a node count: give numbers like 10 or, simulated, 1000s")
+        sizes.append((int(digits), simulated))
     return sizes
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def measure(n: int, per_process: int, rounds: int) -> dict:
@@ -48,27 +58,33 @@ def measure(n: int, per_process: int, rounds: int) -> dict:
                         raise RuntimeError(result.problem_summary())
             registered = cluster.registered_in
     return {"nodes": n, "simulated": bool(per_process), "per_process": per_process or 1,
+            "processes": -(-n // per_process) if per_process else n,
             "registered_in": round(registered, 2), "latency_ms": summary_ms(latencies)}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench fanout", description=__doc__)
-    parser.add_argument("--sizes", default="10,50,100,1000s",
-                        help="node counts; 's' = simulated, 100 per process (default: "
-                             "10,50,100,1000s)")
+    parser.add_argument("--sizes", type=parse_sizes, default="10,50,100,1000s",
+                        help="node counts; 's' = simulated, spread over --processes "
+                             "processes (default: 10,50,100,1000s)")
+    parser.add_argument("--processes", type=positive, default=os.cpu_count() or 2,
+                        help="processes the simulated nodes are spread over (default: one "
+                             "per CPU, here %(default)s)")
     parser.add_argument("--rounds", type=int, default=200, help="commands per size (200)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the JSON (default bench/results/NAME-TIME.json)")
     args = parser.parse_args(argv)
     rows, results = [], []
-    for n, per_process in parse_sizes(args.sizes):
+    for n, simulated in args.sizes:
+        per_process = -(-n // args.processes) if simulated else 0
         seer = measure(n, per_process, args.rounds)
         floor_ms = summary_ms(floor.measure(n, args.rounds))
         seer["floor_ms"] = floor_ms
         seer["ratio_p50"] = round(seer["latency_ms"]["p50"] / floor_ms["p50"], 1)
         results.append(seer)
         lat = seer["latency_ms"]
-        rows.append([f"{n}{' sim' if per_process else ''}", lat["p50"], lat["p95"], lat["p99"],
+        label = f"{n} sim/{seer['processes']} proc" if per_process else str(n)
+        rows.append([label, lat["p50"], lat["p95"], lat["p99"],
                      lat["max"], floor_ms["p50"], seer["ratio_p50"], seer["registered_in"]])
         print(f"  N={n}: p50 {lat['p50']} ms (floor {floor_ms['p50']} ms)", flush=True)
     print(table(f"fan-out latency, ms ({args.rounds} commands each; NOOP ECHO to every node)",

@@ -83,7 +83,7 @@ class FakeReactor(MemoryReactorClock):
 
 
 class _FakeTransport:
-    def __init__(self, session: "FakeSession") -> None:
+    def __init__(self, session: FakeSession) -> None:
         self.session = session
         self.aborted = False
 

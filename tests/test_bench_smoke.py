@@ -22,3 +22,60 @@ def test_launch_rate_benchmark_prints_a_table_and_writes_json(tmp_path):
     assert "launches/s" in run.stdout
     data = json.loads(out.read_text())
     assert data["results"][0]["launched"] == 20 and data["machine"]["cpus"]
+
+
+def run_bench(tmp_path, *args: str, timeout: float = 180) -> tuple[str, dict]:
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, "-m", "bench", *args, "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout, json.loads(out.read_text())
+
+
+def test_fanout_benchmark_measures_real_and_simulated_nodes_against_the_floor(tmp_path):
+    stdout, data = run_bench(tmp_path, "fanout", "--sizes", "3,6s", "--rounds", "5")
+    assert "x floor" in stdout
+    real, simulated = data["results"]
+    assert (real["nodes"], real["simulated"]) == (3, False)
+    assert (simulated["nodes"], simulated["simulated"]) == (6, True)
+    for r in data["results"]:
+        assert r["latency_ms"]["n"] == 5
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["max"]
+        assert r["floor_ms"]["n"] == 5
+
+
+def test_throughput_benchmark_collects_every_outcome(tmp_path):
+    stdout, data = run_bench(tmp_path, "throughput", "--nodes", "3", "--seconds", "1",
+                             "--window", "20")
+    assert "commands/s" in stdout
+    (r,) = data["results"]
+    assert r["commands"] > 0 and r["failed_or_unconfirmed"] == 0
+    assert 0 < r["datagrams_per_command"] <= 1.5
+
+
+def test_loss_benchmark_delivers_everything_once_and_in_order(tmp_path):
+    stdout, data = run_bench(tmp_path, "loss", "--nodes", "3", "--drops", "0.2",
+                             "--rate", "0")
+    assert "reorderings" in stdout
+    (r,) = data["results"]
+    assert r["nodes_complete"] == 3 and r["all_applied"]
+    assert r["duplicates"] == 0 and r["reorderings"] == 0
+
+
+def test_footprint_benchmark_reads_memory_cpu_and_keepalive(tmp_path):
+    stdout, data = run_bench(tmp_path, "footprint", "--nodes", "2", "--seconds", "2",
+                             "--commands", "20")
+    assert "keep-alive" in stdout
+    assert data["daemon_rss_mb"]["max"] >= data["daemon_private_mb"]["max"] > 0
+    assert data["keepalive_bytes_per_s_per_node"] > 0
+
+
+def test_bench_help_lists_every_benchmark_and_rejects_an_unknown_one():
+    run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0
+    for name in ("fanout", "footprint", "launch-rate", "loss", "throughput"):
+        assert name in run.stdout
+    run = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "invalid choice" in run.stderr

@@ -102,3 +102,27 @@ def test_testbed_without_root_says_so_plainly(monkeypatch):
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "needs root" in netns.can_build() and "loopback mode" in netns.can_build()
+
+
+def test_seer_profile_writes_a_cprofile_of_the_run(tmp_path, certs_dir):
+    import pstats
+    import signal
+    import time
+
+    env = dict(os.environ, SEER_PROFILE=str(tmp_path / "controller.prof"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seer", "controller", "--certs", str(certs_dir),
+         "--state-dir", str(tmp_path / "s"), "--listen", "127.0.0.1:0",
+         "--group", "239.255.9.9:47002"],
+        stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while "listening for TLS" not in proc.stderr.readline():
+            assert time.monotonic() < deadline and proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    stats = pstats.Stats(str(tmp_path / f"controller.prof.{proc.pid}"))
+    assert stats.total_calls > 0
