@@ -542,32 +542,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:
+        known = _user_error(e)
+        if known is None:
+            raise
+        code, prefix = known
+        print(f"seer {args.subcommand}: {prefix}{e}", file=sys.stderr)
+        return code
+
+
+def _user_error(e: Exception) -> tuple[int, str] | None:
+    """(exit code, message prefix) for an error the user can fix; None for a bug.
+
+    The error classes are imported only now: a daemon or controller must not
+    carry the client and testbed modules (and netaddr, which they pull in)
+    for the whole of its life just to name them here.
+    """
     from seer.certs import CertError
     from seer.client import ControllerUnreachable, RequestRefused, SeerError
     from seer.config import ConfigError
     from seer.testbed.cli import TestbedError
     from seer.testbed.netns import CommandFailed
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (UsageError, ConfigError, CertError, TestbedError, CommandFailed) as e:
-        print(f"seer {args.subcommand}: {e}", file=sys.stderr)
-        return EXIT_REFUSED
-    except RequestRefused as e:
-        print(f"seer {args.subcommand}: refused: {e}", file=sys.stderr)
-        return EXIT_REFUSED
-    except ControllerUnreachable as e:
-        print(f"seer {args.subcommand}: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except SeerError as e:
-        print(f"seer {args.subcommand}: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+    if isinstance(e, (UsageError, ConfigError, CertError, TestbedError, CommandFailed)):
+        return EXIT_REFUSED, ""
+    if isinstance(e, RequestRefused):
+        return EXIT_REFUSED, "refused: "
+    if isinstance(e, ControllerUnreachable):
+        return EXIT_UNREACHABLE, ""
+    if isinstance(e, SeerError):
+        return EXIT_FAILED, ""
+    return None
 
 
 if __name__ == "__main__":

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
-
-import netaddr
+from typing import Any, Protocol
 
 ALL = "*"
 _FALSE_VALUES = {"", "0", "false", "no", "off"}
@@ -132,6 +131,7 @@ def _attribute_matches(term: str, node: NodeLike) -> bool:
 
 
 def _same_address(a: str, b: str) -> bool:
+    import netaddr
     try:
         return netaddr.IPAddress(a) == netaddr.IPAddress(b.split("/")[0])
     except (netaddr.AddrFormatError, ValueError, TypeError):

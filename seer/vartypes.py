@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import netaddr
+from typing import Any
 
 from seer.distributions import DistributionError, parse_distribution
 from seer.targets import check_node_name
@@ -93,6 +92,7 @@ def _as_nodelist(value: Any) -> list[str]:
 
 
 def _as_cidrlist(value: Any) -> list[str]:
+    import netaddr
     out = []
     for item in _as_list(value):
         try:

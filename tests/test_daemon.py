@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
@@ -302,3 +305,13 @@ def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(ce
         delays.append(d._retry_delay(0))  # ClientService saw the TCP connect succeed
     assert delays == [1.0, 2.0, 4.0]  # backs off although every TCP connect worked
     d.stopService()
+
+
+def test_a_daemon_process_does_not_import_the_client_testbed_or_netaddr():
+    # Footprint (docs/PERFORMANCE.md): these are for experimenters and agents
+    # that parse addresses; an idle daemon should not carry them.
+    probe = ("import sys, seer.cli, backend.daemon, agents.noop; seer.cli.build_parser(); "
+             "print(' '.join(m for m in ('netaddr', 'seer.client', 'seer.testbed.build', "
+             "'seer.testbed.topology') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

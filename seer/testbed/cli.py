@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any
 
-from seer.testbed import build, state
-from seer.testbed.netns import can_build, in_namespace
-from seer.testbed.topology import TopologyError, load_topology
+# The testbed modules are imported inside the commands: `seer` builds this
+# parser for every subcommand, and a daemon or controller should not carry
+# the testbed builder (and netaddr) for its whole life.
 
 
 class TestbedError(Exception):
@@ -46,6 +46,8 @@ def _parse_percent(text: str) -> float:
 
 
 def _one(name: str | None) -> str:
+    from seer.testbed import state
+
     if name:
         return name
     names = sorted(set(state.known()) | {n.split("-")[1] for n in _all_namespaces()})
@@ -63,7 +65,9 @@ def _all_namespaces() -> list[str]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from seer.testbed import runner
+    from seer.testbed import build, runner
+    from seer.testbed.netns import can_build
+    from seer.testbed.topology import TopologyError, load_topology
 
     why = can_build()
     if why:
@@ -96,7 +100,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from seer.testbed import runner
+    from seer.testbed import runner, state
 
     names = sorted(set(state.known()) | {n[len('seer-'):].split('-')[0] for n in _all_namespaces()}) \
         if args.all else [_one(args.name)]
@@ -108,6 +112,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from seer.testbed import build, state
+
     names = [args.name] if args.name else state.known()
     if not names:
         print("no testbed is up")
@@ -137,6 +143,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    from seer.testbed import build
+    from seer.testbed.netns import in_namespace
+
     name = _one(args.testbed)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -151,6 +160,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_loss(args: argparse.Namespace) -> int:
+    from seer.testbed import build, state
+
     name = _one(args.testbed)
     if not build.testbed_namespaces(name):
         raise TestbedError(f"testbed {name} is not up")
