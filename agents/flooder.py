@@ -16,8 +16,6 @@ import json
 import sys
 from typing import Any
 
-import netaddr
-
 from backend.agent import Agent, Var, VarError
 from backend.safety import experiment_space, resolve_targets
 
@@ -66,6 +64,8 @@ class Flooder(Agent):
         if not sources:
             raise ValueError(f"{self.nodename} has no address to send from; set sources")
         loopback = all(a.startswith("127.") for a in mine)
+        import netaddr  # here: every daemon loads this module at start (footprint)
+
         for cidr in sources:
             net = netaddr.IPNetwork(cidr)
             spoofed = str(net) not in (f"{a}/32" for a in mine)

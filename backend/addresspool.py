@@ -45,6 +45,7 @@ class PoolAddress:
 
 def _network(text: str) -> netaddr.IPNetwork:
     import netaddr
+
     try:
         return netaddr.IPNetwork(str(text))
     except (netaddr.AddrFormatError, ValueError, TypeError):
@@ -107,6 +108,7 @@ class AddressPool:
     def Random(self) -> PoolAddress:
         """A random usable address of one of the pool's ranges, with its node."""
         import netaddr
+
         node, network = self.rng.choice(self._entries())
         first, last = usable_hosts(network)
         value = self.rng.randint(first, last)
@@ -122,6 +124,7 @@ class AddressPool:
     def contains(self, address: str) -> bool:
         """Whether ``address`` lies in one of the pool's ranges."""
         import netaddr
+
         try:
             ip = netaddr.IPAddress(address)
         except (netaddr.AddrFormatError, ValueError):

@@ -28,6 +28,7 @@ class TargetRefused(ValueError):
 def experiment_space(table: dict[str, Any]) -> tuple[set[netaddr.IPAddress], list[netaddr.IPNetwork]]:
     """The experiment's addresses and subnets, from the controller's node table."""
     import netaddr
+
     addresses: set[netaddr.IPAddress] = set()
     subnets: list[netaddr.IPNetwork] = []
     for info in table.values():
@@ -51,6 +52,7 @@ def resolve_targets(specs: Iterable[str], table: dict[str, Any],
     """Node names and addresses to (node, address) targets, all inside the
     experiment (or in ``allow``); TargetRefused names the first that is not."""
     import netaddr
+
     own, subnets = experiment_space(table)
     allowed = [netaddr.IPNetwork(a) for a in allow]
     owner = {netaddr.IPAddress(a): node for node, info in table.items()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, footprint, launch_rate, loss, throughput
+from bench import fanout, footprint, launch_rate, loss, signatures, throughput
 
 BENCHMARKS = {
     "fanout": fanout.main,
     "footprint": footprint.main,
     "loss": loss.main,
     "launch-rate": launch_rate.main,
+    "signatures": signatures.main,
     "throughput": throughput.main,
 }
 

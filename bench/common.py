@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -25,6 +26,44 @@ def machine() -> dict[str, Any]:
         pass
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
             "kernel": platform.release()}
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number of at least 1 (node counts, rounds)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number above 0 (seconds)."""
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
+
+def rate_or_burst(text: str) -> float:
+    """argparse type: commands per second, or 0 for one burst."""
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (per second; 0 = one burst)")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # refused by every check above
+
+
+def drop_share(text: str) -> float:
+    """argparse type: a share of datagrams to drop, 0 <= share < 1 (0.2 = 20%)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to below 1, e.g. 0.2")
+    return value
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -18,7 +18,7 @@ import time
 
 from bench import floor
 from bench.cluster import Cluster
-from bench.common import summary_ms, table, write_json
+from bench.common import positive, summary_ms, table, write_json
 
 
 def parse_sizes(text: str) -> list[tuple[int, bool]]:
@@ -34,12 +34,6 @@ def parse_sizes(text: str) -> list[tuple[int, bool]]:
                 f"{item!r} is not a node count: give numbers like 10 or, simulated, 1000s")
         sizes.append((int(digits), simulated))
     return sizes
-
-
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
 
 
 def measure(n: int, per_process: int, rounds: int) -> dict:
@@ -70,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--processes", type=positive, default=os.cpu_count() or 2,
                         help="processes the simulated nodes are spread over (default: one "
                              "per CPU, here %(default)s)")
-    parser.add_argument("--rounds", type=int, default=200, help="commands per size (200)")
+    parser.add_argument("--rounds", type=positive, default=200, help="commands per size (200)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the JSON (default bench/results/NAME-TIME.json)")
     args = parser.parse_args(argv)

@@ -16,14 +16,21 @@ import tempfile
 import time
 
 from bench.cluster import Cluster
-from bench.common import process_cpu, process_memory_mb, table, write_json
+from bench.common import (
+    positive,
+    positive_number,
+    process_cpu,
+    process_memory_mb,
+    table,
+    write_json,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench footprint", description=__doc__)
-    parser.add_argument("--nodes", type=int, default=10, help="daemons (default 10)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="idle time measured")
-    parser.add_argument("--commands", type=int, default=2000,
+    parser.add_argument("--nodes", type=positive, default=10, help="daemons (default 10)")
+    parser.add_argument("--seconds", type=positive_number, default=30.0, help="idle time measured")
+    parser.add_argument("--commands", type=positive, default=2000,
                         help="commands for the controller's CPU per command (default 2000)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the JSON (default bench/results/NAME-TIME.json)")

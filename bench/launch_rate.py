@@ -13,7 +13,7 @@ import argparse
 import tempfile
 import time
 
-from bench.common import AGENTS, table, write_json
+from bench.common import AGENTS, positive, table, write_json
 from seer.localrun import LocalExperiment
 
 
@@ -42,9 +42,9 @@ def run(clients: int, count: int, max_clients: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench launch-rate", description=__doc__)
-    parser.add_argument("--count", type=int, default=500, help="clients per node (default 500)")
-    parser.add_argument("--max-clients", type=int, default=50, help="concurrent per node (50)")
-    parser.add_argument("--client-nodes", type=int, nargs="+", default=[1, 2],
+    parser.add_argument("--count", type=positive, default=500, help="clients per node (default 500)")
+    parser.add_argument("--max-clients", type=positive, default=50, help="concurrent per node (50)")
+    parser.add_argument("--client-nodes", type=positive, nargs="+", default=[1, 2],
                         help="numbers of client nodes to try (default: 1 2)")
     parser.add_argument("--json", metavar="PATH", help="where to write the JSON")
     args = parser.parse_args(argv)

@@ -19,7 +19,14 @@ import tempfile
 import time
 
 from bench.cluster import Cluster
-from bench.common import AGENTS, table, write_json
+from bench.common import (
+    AGENTS,
+    drop_share,
+    positive,
+    rate_or_burst,
+    table,
+    write_json,
+)
 
 COMMANDS = 1000
 
@@ -81,10 +88,10 @@ def testbed(drop: float, rate: float | None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench loss", description=__doc__)
-    parser.add_argument("--drops", type=float, nargs="+", default=[0.05, 0.2],
+    parser.add_argument("--drops", type=drop_share, nargs="+", default=[0.05, 0.2],
                         help="shares of datagrams dropped, one run each (default 0.05 0.2)")
-    parser.add_argument("--nodes", type=int, default=10, help="daemons (default 10)")
-    parser.add_argument("--rate", type=float, default=200.0,
+    parser.add_argument("--nodes", type=positive, default=10, help="daemons (default 10)")
+    parser.add_argument("--rate", type=rate_or_burst, default=200.0,
                         help="commands per second when paced (default 200; 0 = one burst)")
     parser.add_argument("--testbed", action="store_true",
                         help="drop on a namespace testbed's control bridge (20 nodes; root)")

@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from twisted.application import service
     from twisted.internet import reactor
-    from twisted.logger import LogLevel, FilteringLogObserver, LogLevelFilterPredicate, \
-        globalLogBeginner, textFileLogObserver
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
 
     from backend.agentloader import default_registry
     from backend.daemon import NodeDaemon

@@ -15,7 +15,7 @@ import time
 from collections import deque
 
 from bench.cluster import Cluster
-from bench.common import process_cpu, table, write_json
+from bench.common import positive, positive_number, process_cpu, table, write_json
 
 
 def measure(n: int, seconds: float, window: int) -> dict:
@@ -52,11 +52,11 @@ def measure(n: int, seconds: float, window: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench throughput", description=__doc__)
-    parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100],
+    parser.add_argument("--nodes", type=positive, nargs="+", default=[10, 100],
                         help="cluster sizes, one run each (default 10 100)")
-    parser.add_argument("--seconds", type=float, default=10.0,
+    parser.add_argument("--seconds", type=positive_number, default=10.0,
                         help="how long each run sends (default 10)")
-    parser.add_argument("--window", type=int, default=300, help="commands in flight (300)")
+    parser.add_argument("--window", type=positive, default=300, help="commands in flight (300)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the JSON (default bench/results/NAME-TIME.json)")
     args = parser.parse_args(argv)

@@ -132,6 +132,7 @@ def _attribute_matches(term: str, node: NodeLike) -> bool:
 
 def _same_address(a: str, b: str) -> bool:
     import netaddr
+
     try:
         return netaddr.IPAddress(a) == netaddr.IPAddress(b.split("/")[0])
     except (netaddr.AddrFormatError, ValueError, TypeError):

@@ -92,9 +92,13 @@ def _as_nodelist(value: Any) -> list[str]:
 
 
 def _as_cidrlist(value: Any) -> list[str]:
+    items = _as_list(value)
+    if not items:
+        return []  # without netaddr: agents' empty defaults are checked at every start
     import netaddr
+
     out = []
-    for item in _as_list(value):
+    for item in items:
         try:
             out.append(str(netaddr.IPNetwork(item)))
         except (netaddr.AddrFormatError, ValueError, TypeError):

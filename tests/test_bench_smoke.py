@@ -70,11 +70,34 @@ def test_footprint_benchmark_reads_memory_cpu_and_keepalive(tmp_path):
     assert data["keepalive_bytes_per_s_per_node"] > 0
 
 
+def test_signatures_benchmark_times_every_algorithm_with_seers_own_rsa(tmp_path):
+    stdout, data = run_bench(tmp_path, "signatures", "--repeat", "20")
+    assert "verify us" in stdout
+    by_name = {r["algorithm"]: r for r in data["results"]}
+    assert set(by_name) == {"Ed25519", "ECDSA P-256", "RSA-2048 PSS (SEER)"}
+    assert by_name["RSA-2048 PSS (SEER)"]["signature_bytes"] == 256
+    assert all(r["sign_us"] > 0 and r["verify_us"] > 0 for r in data["results"])
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["fanout", "--sizes", "10,x"], "'x' is not a node count"),
+    (["fanout", "--rounds", "0"], "'0' is not a positive whole number"),
+    (["throughput", "--seconds", "-1"], "'-1' is not a number above 0"),
+    (["loss", "--drops", "1.5"], "'1.5' is not a share from 0 to below 1"),
+    (["loss", "--rate", "fast"], "'fast' is not a rate"),
+    (["footprint", "--nodes", "0"], "'0' is not a positive whole number"),
+])
+def test_bench_refuses_bad_arguments_before_starting_anything(args, complaint):
+    run = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and complaint in run.stderr, run.stderr
+
+
 def test_bench_help_lists_every_benchmark_and_rejects_an_unknown_one():
     run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0
-    for name in ("fanout", "footprint", "launch-rate", "loss", "throughput"):
+    for name in ("fanout", "footprint", "launch-rate", "loss", "signatures", "throughput"):
         assert name in run.stdout
     run = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)

@@ -310,7 +310,8 @@ def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(ce
 def test_a_daemon_process_does_not_import_the_client_testbed_or_netaddr():
     # Footprint (docs/PERFORMANCE.md): these are for experimenters and agents
     # that parse addresses; an idle daemon should not carry them.
-    probe = ("import sys, seer.cli, backend.daemon, agents.noop; seer.cli.build_parser(); "
+    probe = ("import sys, seer.cli, backend.daemon, backend.agentloader as a; "
+             "seer.cli.build_parser(); a.default_registry(); "
              "print(' '.join(m for m in ('netaddr', 'seer.client', 'seer.testbed.build', "
              "'seer.testbed.topology') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
