@@ -288,6 +288,15 @@ class VerifyingKeys:
             raise WireError("body", "HMAC key shorter than 16 bytes")
         return cls(hmac_key, public)
 
+    def check_signature(self, sig: bytes, content: bytes) -> None:
+        """Raise WireError unless ``sig`` is the controller's signature of ``content``."""
+        try:
+            self.public_key.verify(sig, content, _PSS, _SHA256)
+        except InvalidSignature:
+            raise WireError(
+                "signature", "not signed by this experiment's controller"
+            ) from None
+
 
 @dataclass(frozen=True)
 class SigningKeys:
@@ -402,12 +411,7 @@ def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
     ):
         raise WireError("mac", "HMAC does not match this experiment's key")
     content, sig = signed[:-SIG_LEN], signed[-SIG_LEN:]
-    try:
-        keys.public_key.verify(sig, content, _PSS, _SHA256)
-    except InvalidSignature:
-        raise WireError(
-            "signature", "not signed by this experiment's controller"
-        ) from None
+    keys.check_signature(sig, content)
     body = _decode_json(content[_DATAGRAM_HEADER.size :], "datagram body")
     if kind == KIND_PING:
         if count != 0 or not isinstance(body, dict):

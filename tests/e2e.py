@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import TEST_AGENTS
 from seer.localrun import LocalExperiment
+
+
+@contextmanager
+def running_testbed(state_dir: Path, topology_file: Path, name: str) -> Iterator[dict]:
+    """A namespace testbed of ``topology_file`` for a module's tests, its
+    state in ``state_dir``; down (and SEER_TESTBED_DIR restored) after."""
+    from seer.testbed import runner
+    from seer.testbed.topology import load_topology
+
+    old = os.environ.get("SEER_TESTBED_DIR")
+    os.environ["SEER_TESTBED_DIR"] = str(state_dir)
+    topology = load_topology(topology_file, name)
+    testbed = runner.up(topology)
+    try:
+        yield testbed
+    finally:
+        runner.down(topology.name)
+        if old is None:
+            os.environ.pop("SEER_TESTBED_DIR", None)
+        else:
+            os.environ["SEER_TESTBED_DIR"] = old
 
 
 def lab_for(tmp_path: Path, certs_dir: Path, n: int, **options) -> LocalExperiment:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from seer.testbed import runner
+from e2e import running_testbed
 from seer.testbed.netns import can_build
-from seer.testbed.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent
 REASON = can_build()
@@ -22,19 +21,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns,
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("testbeds")
-    old = os.environ.get("SEER_TESTBED_DIR")
-    os.environ["SEER_TESTBED_DIR"] = str(folder)
-    topology = load_topology(ROOT / "examples/topologies/demo.toml", f"ex{os.getpid() % 1000}")
-    testbed = runner.up(topology)
-    try:
+    topology = ROOT / "examples/topologies/demo.toml"
+    with running_testbed(tmp_path_factory.mktemp("testbeds"), topology,
+                         f"ex{os.getpid() % 1000}") as testbed:
         yield testbed
-    finally:
-        runner.down(topology.name)
-        if old is None:
-            os.environ.pop("SEER_TESTBED_DIR", None)
-        else:
-            os.environ["SEER_TESTBED_DIR"] = old
 
 
 def run_example(bed, name: str, *args: str, results: Path) -> str:

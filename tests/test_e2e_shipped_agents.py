@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from e2e import eventually, running_testbed
 from procfs import tagged
 from seer.client import CommandFailed, Experiment, RequestRefused
-from seer.testbed import build, runner
+from seer.testbed import build
 from seer.testbed.netns import can_build, in_namespace
-from seer.testbed.topology import load_topology
 
 from test_topology import EXAMPLES
 
@@ -27,19 +27,9 @@ SPOOFED = "198.18.2.128/25"  # on the attacker's LAN, owned by no node
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("testbeds")
-    old = os.environ.get("SEER_TESTBED_DIR")
-    os.environ["SEER_TESTBED_DIR"] = str(folder)
-    topology = load_topology(EXAMPLES / "demo.toml", f"agents{os.getpid() % 1000}")
-    testbed = runner.up(topology)
-    try:
+    with running_testbed(tmp_path_factory.mktemp("testbeds"), EXAMPLES / "demo.toml",
+                         f"agents{os.getpid() % 1000}") as testbed:
         yield testbed
-    finally:
-        runner.down(topology.name)
-        if old is None:
-            os.environ.pop("SEER_TESTBED_DIR", None)
-        else:
-            os.environ["SEER_TESTBED_DIR"] = old
 
 
 @pytest.fixture
@@ -58,18 +48,14 @@ def stats(group, node: str) -> dict:
     return group.command("STATS", target=node).outcomes[node].result
 
 
-def client_counters_once(group, node: str, enough, timeout: float = 20) -> dict:
-    """The node's client counters once ``enough(counters)`` holds (or at the deadline).
+def client_counters_once(group, node: str, enough) -> dict:
+    """The node's client counters once ``enough(counters)`` holds (or after 20 s).
 
     Polled, not slept for: clients start after their warm-up and STATS lags
     by up to a second, so a fixed sleep is flaky on a loaded machine.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        counters = stats(group, node).get("clients") or {}
-        if enough(counters) or time.monotonic() > deadline:
-            return counters
-        time.sleep(0.25)
+    return eventually(lambda: stats(group, node).get("clients") or {}, enough,
+                      timeout=20, interval=0.25)
 
 
 def nothing_left(bed, agent: str, group: str) -> None:
@@ -96,7 +82,8 @@ def test_http_serves_the_right_bytes_and_counts_requests(bed, exp):
         web, "client1", lambda c: c.get("requests", 0) >= 3 and c.get("bytes", 0) >= 15000)
     server = stats(web, "server1")["counters"]
     web.stop(target="server1,client1,client2")
-    assert clients.get("requests", 0) >= 3 and clients["bytes"] >= 3 * 5000 and not clients.get("errors")
+    assert clients.get("requests", 0) >= 3, clients
+    assert clients["bytes"] >= 3 * 5000 and not clients.get("errors"), clients
     assert server["served_requests"] >= clients["requests"] + 1
     nothing_left(bed, "HTTP", "web")
 
