@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from backend.agent import Agent, Var, VarError
-from backend.safety import experiment_space, resolve_targets
+from backend.runtime.safety import experiment_space, resolve_targets
 
 
 class Flooder(Agent):

@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 
 from backend.agent import Agent, ProcessFailed, Var
-from seer.vartypes import format_rate
+from seer.protocol.vartypes import format_rate
 
 NFT_TABLE = "seer_link_loss"
 

@@ -51,11 +51,11 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from backend.addresspool import AddressPool, PoolAddress
-from backend.processes import ManagedProcess, ProcessManager, sweep, wait_for_port
-from backend.safety import TargetRefused, resolve_targets
-from seer.distributions import Distribution
-from seer.vartypes import Var, VarError, convert_vars
+from backend.runtime.addresspool import AddressPool, PoolAddress
+from backend.runtime.processes import ManagedProcess, ProcessManager, sweep, wait_for_port
+from backend.runtime.safety import TargetRefused, resolve_targets
+from seer.protocol.distributions import Distribution
+from seer.protocol.vartypes import Var, VarError, convert_vars
 
 __all__ = ["Agent", "TrafficAgent", "AgentContext", "AddressPool", "PoolAddress", "Var",
            "VarError", "MENUS", "TRAFFIC_VARIABLES", "ProcessFailed", "TargetRefused"]
@@ -129,7 +129,7 @@ class AgentContext:
     workdir: str = "."
     #: Fires with {node: {"addresses": [...], ...}} for every node of the experiment.
     node_table: Callable[[], Deferred] = _no_table
-    #: Tag that marks every process this agent starts (see backend.processes).
+    #: Tag that marks every process this agent starts (see backend.runtime.processes).
     process_tag: str = ""
     processes: ProcessManager | None = None
     #: Seconds between "counters" streams while they change (None: never;
@@ -336,7 +336,7 @@ class Agent:
               on_line: Callable[[int, bytes], bool] | None = None) -> ManagedProcess:
         """Start a real process in its own process group; its output goes to
         the agent's log (``on_line`` sees each line first), its exit code is
-        counted (see backend.processes)."""
+        counted (see backend.runtime.processes)."""
         return self.context.process_manager().spawn(argv, name=name, env=env, path=path,
                                                     on_line=on_line)
 
@@ -498,7 +498,7 @@ class Agent:
                              "entry point; the traffic controller cannot load it again")
         path = workdir / "traffic-controller.json"
         path.write_text(json.dumps(spec))
-        process = self.spawn([sys.executable, "-m", "backend.trafficcontroller", str(path)],
+        process = self.spawn([sys.executable, "-m", "backend.runtime.trafficcontroller", str(path)],
                              name="traffic-controller", on_line=self._traffic_controller_line)
         self.report("traffic_controller", pid=process.pid, seed=seed)
         return process.pid

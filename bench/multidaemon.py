@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         textFileLogObserver,
     )
 
-    from backend.agentloader import default_registry
-    from backend.daemon import NodeDaemon
+    from backend.runtime.agentloader import default_registry
+    from backend.node.daemon import NodeDaemon
 
     # A hundred daemons' info lines would drown the log: warnings only.
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)

@@ -3,7 +3,7 @@
 The controller signs each multicast datagram once; every node verifies
 every datagram.  So the verification time is paid N times per datagram and
 the signing time once.  This times both for the algorithms SEER considered
-(Ed25519, ECDSA P-256, RSA-2048 PSS -- the one it uses, seer.wire) on a
+(Ed25519, ECDSA P-256, RSA-2048 PSS -- the one it uses, seer.protocol.wire) on a
 datagram-sized message, with the same cryptography (OpenSSL) build the
 daemons use.
 """
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bench.common import positive, table, write_json
-from seer.wire import SigningKeys
+from seer.protocol.wire import SigningKeys
 
 
 def _ed25519() -> tuple[Callable[[bytes], bytes], Callable[[bytes, bytes], None]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from seer.client import Experiment
-from seer.vartypes import parse_rate
+from seer.protocol.vartypes import parse_rate
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--link", default="router:eth3", help="NODE:INTERFACE to shape")

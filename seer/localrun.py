@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from seer import certs as seer_certs
+from seer.protocol import certs as seer_certs
 from seer.client import Experiment
 
 EXPERIMENTER = "experimenter"

@@ -13,8 +13,8 @@ from typing import Any
 from twisted.internet.defer import succeed
 from twisted.internet.testing import MemoryReactorClock
 
-from seer.tls import Identity
-from seer.wire import Frame, FrameDecoder
+from seer.protocol.tls import Identity
+from seer.protocol.wire import Frame, FrameDecoder
 
 
 class _FakeSocket:

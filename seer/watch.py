@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from seer.wire import Frame
+from seer.protocol.wire import Frame
 
 WIDTH = 80
 REPORT_LINES = 8

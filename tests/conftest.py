@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seer import certs
+from seer.protocol import certs
 
 TESTS = Path(__file__).resolve().parent
 TEST_AGENTS = TESTS / "agents"

@@ -33,6 +33,6 @@ def zombies(parent: int) -> list[int]:
 
 def tagged(tag_prefix: str) -> list[int]:
     """Live (non-zombie) processes carrying a SEER process tag prefix."""
-    from backend.processes import tagged_processes
+    from backend.runtime.processes import tagged_processes
 
     return [pid for pid in tagged_processes(tag_prefix) if (_stat(str(pid)) or ("Z", 0))[0] != "Z"]

@@ -7,7 +7,7 @@ import random
 import netaddr
 import pytest
 
-from backend.addresspool import AddressPool, PoolError, usable_hosts
+from backend.runtime.addresspool import AddressPool, PoolError, usable_hosts
 
 
 def test_random_draws_a_usable_host_of_the_nodes_ranges():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from backend.agent import Agent
-from backend.agentloader import SHIPPED_AGENTS, AgentRegistry, default_registry
+from backend.runtime.agentloader import SHIPPED_AGENTS, AgentRegistry, default_registry
 
 from conftest import TEST_AGENTS
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from backend.checkpoint import CheckpointStore, Journal, read_journals
-from seer.wire import dumps
+from backend.controller.checkpoint import CheckpointStore, Journal, read_journals
+from seer.protocol.wire import dumps
 
 
 def state(serial: int) -> dict:
@@ -102,7 +102,7 @@ def test_a_torn_last_record_is_ignored(tmp_path):
 def test_a_failed_journal_write_raises_and_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
     import errno
 
-    from backend.checkpoint import JournalError
+    from backend.controller.checkpoint import JournalError
 
     j = Journal(tmp_path, 1)
     j.append(5, 1, 10.0, dumps([{"a": 1}]))

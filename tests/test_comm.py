@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seer.targets import TargetError
+from seer.protocol.targets import TargetError
 from test_controller import lab  # noqa: F401  (the fixture)
 
 

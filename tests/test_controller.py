@@ -7,7 +7,7 @@ from twisted.internet.defer import maybeDeferred
 
 from backend.controller import Controller
 from seer.testing import FakeReactor, FakeSession
-from seer.wire import KIND_MESSAGES, KIND_PING, Frame, VerifyingKeys, decode_datagram
+from seer.protocol.wire import KIND_MESSAGES, KIND_PING, Frame, VerifyingKeys, decode_datagram
 
 CATALOGUE = {
     "NOOP": {"type": "NOOP", "nice": "", "menu": "Control", "commands": ["ECHO", "START", "STOP"],
@@ -322,7 +322,7 @@ def test_periodic_checkpoints_only_when_something_changed(lab, tmp_path):
 
 
 def test_a_full_disk_holds_messages_instead_of_sending_them_unjournaled(lab):
-    from backend.checkpoint import JournalError
+    from backend.controller.checkpoint import JournalError
 
     lab.register("n1")
     alice = lab.client()

@@ -10,10 +10,10 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from backend.agent import Agent, Var
-from backend.agentloader import AgentRegistry
-from backend.daemon import NodeDaemon
+from backend.runtime.agentloader import AgentRegistry
+from backend.node.daemon import NodeDaemon
 from seer.testing import FakeReactor, FakeSession
-from seer.wire import KIND_MESSAGES, KIND_PING, Frame, SigningKeys, encode_datagram
+from seer.protocol.wire import KIND_MESSAGES, KIND_PING, Frame, SigningKeys, encode_datagram
 
 EPOCH = 77
 
@@ -310,7 +310,7 @@ def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(ce
 def test_a_daemon_process_does_not_import_the_client_testbed_or_netaddr():
     # Footprint (docs/PERFORMANCE.md): these are for experimenters and agents
     # that parse addresses; an idle daemon should not carry them.
-    probe = ("import sys, seer.cli, backend.daemon, backend.agentloader as a; "
+    probe = ("import sys, seer.cli, backend.node.daemon, backend.runtime.agentloader as a; "
              "seer.cli.build_parser(); a.default_registry(); "
              "print(' '.join(m for m in ('netaddr', 'seer.client', 'seer.testbed.build', "
              "'seer.testbed.topology') if m in sys.modules))")

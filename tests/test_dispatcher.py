@@ -7,8 +7,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from backend.agent import Agent, AgentContext, Var
-from backend.agentloader import AgentRegistry
-from backend.dispatcher import Dispatcher
+from backend.runtime.agentloader import AgentRegistry
+from backend.node.dispatcher import Dispatcher
 
 
 class Slow(Agent):

@@ -7,7 +7,7 @@ import random
 import pytest
 from scipy import stats
 
-from seer.distributions import parse_distribution
+from seer.protocol.distributions import parse_distribution
 
 N = 4000
 #: Reject only if the sample would be this unlikely under the distribution.

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
-from backend import controller, daemon, serializer
+from backend.controller import service as controller
+from backend.node import daemon, serializer
 from backend.agent import AgentContext
-from backend.agentloader import AgentRegistry
-from backend.dispatcher import Dispatcher
-from seer import config, wire
-from seer.vartypes import VarError
+from backend.runtime.agentloader import AgentRegistry
+from backend.node.dispatcher import Dispatcher
+from seer import config
+from seer.protocol import wire
+from seer.protocol.vartypes import VarError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -137,7 +139,7 @@ def test_protocol_document_states_the_codes_limits():
 
 
 def test_agent_guide_lists_every_shipped_agent_with_its_variables_as_in_the_code():
-    from backend.agentloader import SHIPPED_AGENTS, AgentRegistry, markdown_variables
+    from backend.runtime.agentloader import SHIPPED_AGENTS, AgentRegistry, markdown_variables
 
     guide = (DOCS / "AGENTS.md").read_text()
     registry = AgentRegistry()
@@ -152,7 +154,7 @@ def test_agent_guide_lists_every_shipped_agent_with_its_variables_as_in_the_code
 def test_agent_guide_examples_set_only_variables_the_agents_have():
     import ast
 
-    from backend.agentloader import default_registry
+    from backend.runtime.agentloader import default_registry
 
     registry = default_registry()
     options = {"target", "timeout", "at", "after", "check"}
@@ -180,7 +182,7 @@ def test_agent_guide_examples_set_only_variables_the_agents_have():
 def test_experiments_guide_code_parses_and_sets_only_real_variables():
     import ast
 
-    from backend.agentloader import default_registry
+    from backend.runtime.agentloader import default_registry
 
     guide = (DOCS / "EXPERIMENTS.md").read_text()
     registry = default_registry()

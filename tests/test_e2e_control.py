@@ -12,9 +12,9 @@ import pytest
 
 from conftest import TEST_AGENTS
 from e2e import GroupTap, eventually, lab_for, node_stats, recorded_numbers, records
-from seer.certs import CertDirectory
-from seer.tls import client_context
-from seer.wire import KIND_MESSAGES, SigningKeys, encode_datagram, encode_frame, peek_datagram_header
+from seer.protocol.certs import CertDirectory
+from seer.protocol.tls import client_context
+from seer.protocol.wire import KIND_MESSAGES, SigningKeys, encode_datagram, encode_frame, peek_datagram_header
 
 pytestmark = pytest.mark.e2e
 

@@ -117,9 +117,9 @@ except RequestRefused as e:
 def test_a_node_certificate_may_not_execute(lab3, certs_dir):
     import socket
 
-    from seer.certs import CertDirectory
-    from seer.tls import client_context
-    from seer.wire import encode_frame
+    from seer.protocol.certs import CertDirectory
+    from seer.protocol.tls import client_context
+    from seer.protocol.wire import encode_frame
 
     ours = CertDirectory(certs_dir)
     context = client_context(ours.ca.cert, ours.node("n2"))

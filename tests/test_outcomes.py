@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from backend.outcomes import OutcomeTracker
+from backend.controller.outcomes import OutcomeTracker
 
 
 def make():

@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from backend.processes import ProcessManager, sweep
+from backend.runtime.processes import ProcessManager, sweep
 from procfs import tagged, zombies
 
 

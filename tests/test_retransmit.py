@@ -1,6 +1,6 @@
 """The retransmit window and retireSerials (time passed as numbers)."""
 
-from backend.retransmit import RetransmitWindow
+from backend.controller.retransmit import RetransmitWindow
 
 
 def test_datagrams_are_kept_per_serial():

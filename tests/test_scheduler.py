@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from backend.scheduler import Scheduler
+from backend.node.scheduler import Scheduler
 
 
 def make(start: float = 1000.0):

@@ -8,7 +8,7 @@ import pytest
 
 from hypothesis import given, settings, strategies as st
 
-from backend.serializer import Serializer
+from backend.node.serializer import Serializer
 
 
 def feed(s: Serializer, *serials: int) -> list[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.statemodel import StateModel
+from backend.controller.statemodel import StateModel
 
 
 def set_msg(group="g", **values):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from seer.targets import ALL, TargetError, parse_target, short_name, targets_node
+from seer.protocol.targets import ALL, TargetError, parse_target, short_name, targets_node
 
 
 @dataclass

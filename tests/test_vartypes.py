@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seer.distributions import DistributionError, parse_distribution
-from seer.vartypes import Var, VarError, convert_vars
+from seer.protocol.distributions import DistributionError, parse_distribution
+from seer.protocol.vartypes import Var, VarError, convert_vars
 
 
 @pytest.mark.parametrize("type_, raw, expected", [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from seer.watch import WatchState, render
-from seer.wire import Frame
+from seer.protocol.wire import Frame
 
 
 def test_the_screen_fits_80_columns_and_shows_what_came_in():

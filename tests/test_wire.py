@@ -7,8 +7,8 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from seer import wire
-from seer.wire import (
+from seer.protocol import wire
+from seer.protocol.wire import (
     KIND_MESSAGES,
     KIND_PING,
     MAX_DATAGRAM,

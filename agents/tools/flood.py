@@ -24,7 +24,7 @@ import time
 
 import netaddr
 
-from backend.addresspool import usable_hosts
+from backend.runtime.addresspool import usable_hosts
 
 MAX_RATE = 1_000_000
 MAX_DURATION = 3600.0

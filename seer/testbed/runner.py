@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from seer import certs
+from seer.protocol import certs
 from seer.testbed import build, state
 from seer.testbed.netns import in_namespace
 from seer.testbed.topology import Topology

@@ -39,7 +39,7 @@ from typing import Any
 
 import netaddr
 
-from seer.targets import check_node_name
+from seer.protocol.targets import check_node_name
 
 EXPERIMENT_SPACE = netaddr.IPNetwork("198.18.0.0/16")
 DEFAULT_CONTROL = "198.19.0.0/16"

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 
-from seer.certs import CONTROLLER_NAME, CertError, CertPaths
+from seer.protocol.certs import CONTROLLER_NAME, CertError, CertPaths
 
 
 @dataclass(frozen=True)

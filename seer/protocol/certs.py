@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from seer.targets import check_node_name
+from seer.protocol.targets import check_node_name
 
 ROLES = ("controller", "node", "experimenter")
 CONTROLLER_NAME = "seer-controller"

@@ -369,7 +369,7 @@ def _run_service(build: Callable[[Any], Any], what: str) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from backend.controller import controller_from_settings
+    from backend.controller.service import controller_from_settings
     from seer.config import CONTROLLER_SETTINGS, load
 
     settings = load(CONTROLLER_SETTINGS, args.config, vars(args))
@@ -377,7 +377,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from backend.daemon import daemon_from_settings
+    from backend.node.daemon import daemon_from_settings
     from seer.config import DAEMON_SETTINGS, load
 
     settings = load(DAEMON_SETTINGS, args.config, vars(args))
@@ -385,7 +385,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
-    from seer import certs
+    from seer.protocol import certs
     from seer.config import read_nodefile
 
     nodes = list(args.nodes or [])
@@ -566,7 +566,7 @@ def _user_error(e: Exception) -> tuple[int, str] | None:
     carry the client and testbed modules (and netaddr, which they pull in)
     for the whole of its life just to name them here.
     """
-    from seer.certs import CertError
+    from seer.protocol.certs import CertError
     from seer.client import ControllerUnreachable, RequestRefused, SeerError
     from seer.config import ConfigError
     from seer.testbed.cli import TestbedError

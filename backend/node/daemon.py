@@ -1,4 +1,4 @@
-"""backend.daemon -- the node daemon run by `seer daemon` on every node.
+"""backend.node.daemon -- the node daemon run by `seer daemon` on every node.
 
 It joins the experiment's multicast group on the configured control
 interface, keeps one mutual-TLS connection to the controller (reconnecting
@@ -37,20 +37,20 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backend.agent import AgentContext
-from backend.agentloader import AgentRegistry, default_registry
-from backend.dispatcher import Dispatcher
-from backend.hostinfo import discover
-from backend.nodefiles import NodeFiles
-from backend.multicast import MulticastReceiver, listen_receiver, resolve_interface
-from backend.scheduler import Scheduler
-from backend.serializer import Serializer
-from backend.session import FrameSession, SessionFactory
+from backend.runtime.agentloader import AgentRegistry, default_registry
+from backend.node.dispatcher import Dispatcher
+from backend.node.hostinfo import discover
+from backend.node.nodefiles import NodeFiles
+from backend.net.multicast import MulticastReceiver, listen_receiver, resolve_interface
+from backend.node.scheduler import Scheduler
+from backend.node.serializer import Serializer
+from backend.net.session import FrameSession, SessionFactory
 from seer import __version__
-from seer.certs import CONTROLLER_NAME, CertDirectory
+from seer.protocol.certs import CONTROLLER_NAME, CertDirectory
 from seer.config import parse_hostport
-from seer.targets import check_node_name, short_name
-from seer.tls import client_options
-from seer.wire import KIND_PING, Frame, VerifyingKeys, WireError, decode_datagram
+from seer.protocol.targets import check_node_name, short_name
+from seer.protocol.tls import client_options
+from seer.protocol.wire import KIND_PING, Frame, VerifyingKeys, WireError, decode_datagram
 
 #: How long to wait for WELCOME after the TLS handshake before retrying.
 WELCOME_TIMEOUT = 20.0

@@ -19,12 +19,12 @@ from typing import Any
 from twisted.logger import Logger
 
 from backend.agent import MENUS, Agent
-from seer.wire import dumps
+from seer.protocol.wire import dumps
 
 log = Logger()
 
 ENTRY_POINT_GROUP = "seer.agents"
-SHIPPED_AGENTS = Path(__file__).resolve().parent.parent / "agents"
+SHIPPED_AGENTS = Path(__file__).resolve().parents[2] / "agents"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from twisted.logger import Logger
 
-from seer.wire import dumps
+from seer.protocol.wire import dumps
 
 log = Logger()
 

@@ -20,7 +20,7 @@ node failed or did not confirm, unless ``check=False``.
 
 The API is plain blocking sockets (standard-library ``ssl``), so a script
 needs no reactor.  It speaks the same frames as every SEER process
-(:mod:`seer.wire`).
+(:mod:`seer.protocol.wire`).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from seer.certs import CONTROLLER_NAME, CertDirectory, CertError
+from seer.protocol.certs import CONTROLLER_NAME, CertDirectory, CertError
 from seer.config import ConfigError, parse_hostport
 from seer.testbed.state import client_defaults
-from seer.tls import client_context
-from seer.wire import Frame, FrameDecoder, WireError, encode_frame
+from seer.protocol.tls import client_context
+from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
 
 DEFAULT_CONTROLLER = "127.0.0.1:7700"
 #: Extra seconds to wait for the controller's RESULT beyond the nodes' timeout.

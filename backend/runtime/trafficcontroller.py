@@ -1,7 +1,7 @@
 """The traffic-controller process: a traffic generator's client loop.
 
 Started by ``Agent.launchTrafficController`` as ``python -m
-backend.trafficcontroller SPEC.json`` in a session of its own.  It loads the
+backend.runtime.trafficcontroller SPEC.json`` in a session of its own.  It loads the
 agent's class again, gives it the same variables, and loops::
 
     clientInit()
@@ -35,10 +35,10 @@ from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
-from backend.addresspool import AddressPool
+from backend.runtime.addresspool import AddressPool
 from backend.agent import Agent, AgentContext
-from backend.agentloader import AgentRegistry
-from backend.processes import ManagedProcess, ProcessManager
+from backend.runtime.agentloader import AgentRegistry
+from backend.runtime.processes import ManagedProcess, ProcessManager
 
 #: Seconds running clients get to finish after the loop ends.
 CLIENT_GRACE = 1.5
@@ -170,7 +170,7 @@ class TrafficController:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m backend.trafficcontroller SPEC.json", file=sys.stderr)
+        print("usage: python -m backend.runtime.trafficcontroller SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text())
     from twisted.internet import reactor

@@ -27,13 +27,13 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from backend.checkpoint import CheckpointStore, Journal, JournalRecord, read_journals
-from backend.comm import CommWrapper, MessageTooLarge
-from backend.multicast import MulticastSender, check_group, listen_sender, resolve_interface
-from backend.nodetable import InfoError, NodeTable, parse_catalogue, parse_info
-from backend.outcomes import OutcomeTracker
-from backend.files import BlobStore
-from backend.requests import (
+from backend.controller.checkpoint import CheckpointStore, Journal, JournalRecord, read_journals
+from backend.controller.comm import CommWrapper, MessageTooLarge
+from backend.net.multicast import MulticastSender, check_group, listen_sender, resolve_interface
+from backend.controller.nodetable import InfoError, NodeTable, parse_catalogue, parse_info
+from backend.controller.outcomes import OutcomeTracker
+from backend.runtime.files import BlobStore
+from backend.controller.parsing import (
     RequestError,
     parse_command,
     parse_get,
@@ -42,17 +42,17 @@ from backend.requests import (
     parse_set,
     parse_wait,
 )
-from backend.retransmit import RetransmitWindow
-from backend.scripts import ScriptRunner
-from backend.session import FrameSession, SessionFactory
-from backend.statemodel import StateModel
+from backend.controller.retransmit import RetransmitWindow
+from backend.controller.scripts import ScriptRunner
+from backend.net.session import FrameSession, SessionFactory
+from backend.controller.statemodel import StateModel
 from seer import __version__
-from seer.certs import CertDirectory
+from seer.protocol.certs import CertDirectory
 from seer.config import parse_hostport
-from seer.targets import TargetError, parse_target
-from seer.tls import Identity, server_options
-from seer.vartypes import Var, VarError, convert_vars
-from seer.wire import Frame, SigningKeys, WireError, batch_payload, dumps, encode_batch, encode_frame
+from seer.protocol.targets import TargetError, parse_target
+from seer.protocol.tls import Identity, server_options
+from seer.protocol.vartypes import Var, VarError, convert_vars
+from seer.protocol.wire import Frame, SigningKeys, WireError, batch_payload, dumps, encode_batch, encode_frame
 
 __all__ = ["Controller", "CommWrapper", "returnNone"]
 

@@ -30,8 +30,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from seer.tls import Identity, identity_of
-from seer.wire import Frame, FrameDecoder, WireError, encode_frame
+from seer.protocol.tls import Identity, identity_of
+from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
 
 HANDSHAKE_TIMEOUT = 15.0
 

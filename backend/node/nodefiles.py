@@ -20,8 +20,8 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from backend.agentloader import AgentRegistry
-from backend.files import check_name, file_sha256, read_chunks, sha256_of, write_atomically
+from backend.runtime.agentloader import AgentRegistry
+from backend.runtime.files import check_name, file_sha256, read_chunks, sha256_of, write_atomically
 
 log = Logger()
 

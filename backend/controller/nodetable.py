@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from seer.targets import check_node_name
-from seer.vartypes import Var
+from seer.protocol.targets import check_node_name
+from seer.protocol.vartypes import Var
 
 _INFO_LISTS = ("addresses", "labels")
 

@@ -20,12 +20,12 @@ from typing import Any, Callable
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from backend.checkpoint import Journal, JournalError
-from backend.multicast import MulticastSender
-from backend.retransmit import RetransmitWindow
-from backend.statemodel import NodeSet, StateModel
-from seer.targets import ALL, parse_target
-from seer.wire import (
+from backend.controller.checkpoint import Journal, JournalError
+from backend.net.multicast import MulticastSender
+from backend.controller.retransmit import RetransmitWindow
+from backend.controller.statemodel import NodeSet, StateModel
+from seer.protocol.targets import ALL, parse_target
+from seer.protocol.wire import (
     MAX_DATAGRAM,
     KIND_PING,
     SigningKeys,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seer.distributions import DistributionError, parse_distribution
-from seer.targets import check_node_name
+from seer.protocol.distributions import DistributionError, parse_distribution
+from seer.protocol.targets import check_node_name
 
 _LIST_SPLIT = re.compile(r"[\s,]+")
 _TRUE = {"1", "true", "yes", "on"}

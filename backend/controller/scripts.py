@@ -36,8 +36,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from backend.files import CHUNK, MAX_GET, check_name, write_atomically
-from backend.processes import in_own_session
+from backend.runtime.files import CHUNK, MAX_GET, check_name, write_atomically
+from backend.runtime.processes import in_own_session
 
 log = Logger()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from backend.addresspool import PoolAddress
+from backend.runtime.addresspool import PoolAddress
 
 # netaddr costs a daemon ~0.7 MB of heap; it is imported where it is used,
 # so a node whose agents never parse an address does without it.

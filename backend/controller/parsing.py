@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from backend.files import MAX_PUT, FileNameError, check_name, sha256_of
-from seer.targets import check_node_name
+from backend.runtime.files import MAX_PUT, FileNameError, check_name, sha256_of
+from seer.protocol.targets import check_node_name
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 COMMAND = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")

@@ -27,9 +27,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backend.agent import RUN_COMMANDS, Agent, AgentContext
-from backend.agentloader import AgentRegistry
-from seer.targets import targets_node
-from seer.vartypes import VarError
+from backend.runtime.agentloader import AgentRegistry
+from seer.protocol.targets import targets_node
+from seer.protocol.vartypes import VarError
 
 log = Logger()
 
