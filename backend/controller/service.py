@@ -843,25 +843,3 @@ class Controller(service.MultiService):
             return "node is down (its connection to the controller is closed)"
         return "no outcome within the timeout"
 
-
-def controller_from_settings(settings: dict[str, Any], reactor: Any) -> Controller:
-    """Build a Controller from `seer controller`'s resolved settings."""
-    from seer.config import read_nodefile
-
-    nodes = read_nodefile(settings["nodefile"]) if settings["nodefile"] else []
-    return Controller(
-        parse_hostport(settings["group"], "multicast group"),
-        settings["name"],
-        nodefile=nodes,
-        required=settings["required"],
-        reactor=reactor,
-        certs=settings["certs"],
-        listen=settings["listen"],
-        interface=settings["interface"],
-        state_dir=settings["state_dir"],
-        ping_interval=settings["ping_interval"],
-        retire_after=settings["retire_after"],
-        checkpoint_interval=settings["checkpoint_interval"],
-        update_interval=settings["update_interval"],
-        default_timeout=settings["default_timeout"],
-    )

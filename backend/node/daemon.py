@@ -579,22 +579,3 @@ class NodeDaemon(service.MultiService):
                              held=len(self.serializer.held), missing=self.serializer.missing),
         }
 
-
-def daemon_from_settings(settings: dict[str, Any], reactor: Any) -> NodeDaemon:
-    """Build a NodeDaemon from `seer daemon`'s resolved settings."""
-    registry = default_registry([Path(d) for d in settings["agent_dirs"]])
-    return NodeDaemon(
-        settings["name"] or None,
-        reactor=reactor,
-        controller=settings["controller"],
-        multicastaddr=settings["group"],
-        interface=settings["interface"],
-        certs=settings["certs"],
-        registry=registry,
-        attributes=settings["attributes"],
-        labels=settings["labels"],
-        addresses=settings["addresses"] or None,
-        workdir=settings["workdir"] or None,
-        rx_drop=settings["rx_drop"],
-        rx_drop_seed=settings["rx_drop_seed"],
-    )

@@ -369,19 +369,19 @@ def _run_service(build: Callable[[Any], Any], what: str) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from backend.controller.service import controller_from_settings
+    from backend.tap import make_controller
     from seer.config import CONTROLLER_SETTINGS, load
 
     settings = load(CONTROLLER_SETTINGS, args.config, vars(args))
-    return _run_service(lambda reactor: controller_from_settings(settings, reactor), "controller")
+    return _run_service(lambda reactor: make_controller(settings, reactor), "controller")
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from backend.node.daemon import daemon_from_settings
+    from backend.tap import make_daemon
     from seer.config import DAEMON_SETTINGS, load
 
     settings = load(DAEMON_SETTINGS, args.config, vars(args))
-    return _run_service(lambda reactor: daemon_from_settings(settings, reactor), "daemon")
+    return _run_service(lambda reactor: make_daemon(settings, reactor), "daemon")
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
