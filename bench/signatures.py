@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from bench.common import positive, table, write_json
-from seer.protocol.wire import SigningKeys
+from seer.protocol.datagrams import SigningKeys
 
 
 def _ed25519() -> tuple[Callable[[bytes], bytes], Callable[[bytes, bytes], None]]:

@@ -7,7 +7,8 @@ from twisted.internet.defer import maybeDeferred
 
 from backend.controller import Controller
 from seer.testing import FakeReactor, FakeSession
-from seer.protocol.wire import KIND_MESSAGES, KIND_PING, Frame, VerifyingKeys, decode_datagram
+from seer.protocol.datagrams import KIND_MESSAGES, KIND_PING, VerifyingKeys, decode_datagram
+from seer.protocol.wire import Frame
 
 CATALOGUE = {
     "NOOP": {"type": "NOOP", "nice": "", "menu": "Control", "commands": ["ECHO", "START", "STOP"],

@@ -13,7 +13,8 @@ from backend.agent import Agent, Var
 from backend.runtime.agentloader import AgentRegistry
 from backend.node.daemon import NodeDaemon
 from seer.testing import FakeReactor, FakeSession
-from seer.protocol.wire import KIND_MESSAGES, KIND_PING, Frame, SigningKeys, encode_datagram
+from seer.protocol.datagrams import KIND_MESSAGES, KIND_PING, SigningKeys, encode_datagram
+from seer.protocol.wire import Frame
 
 EPOCH = 77
 

@@ -14,7 +14,13 @@ from conftest import TEST_AGENTS
 from e2e import GroupTap, eventually, lab_for, node_stats, recorded_numbers, records
 from seer.protocol.certs import CertDirectory
 from seer.protocol.tls import client_context
-from seer.protocol.wire import KIND_MESSAGES, SigningKeys, encode_datagram, encode_frame, peek_datagram_header
+from seer.protocol.datagrams import (
+    KIND_MESSAGES,
+    SigningKeys,
+    encode_datagram,
+    peek_datagram_header,
+)
+from seer.protocol.wire import encode_frame
 
 pytestmark = pytest.mark.e2e
 

@@ -7,19 +7,17 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from seer.protocol import wire
-from seer.protocol.wire import (
+from seer.protocol import datagrams
+from seer.protocol.datagrams import (
     KIND_MESSAGES,
     KIND_PING,
     MAX_DATAGRAM,
-    FrameDecoder,
     SigningKeys,
     VerifyingKeys,
-    WireError,
     decode_datagram,
     encode_datagram,
-    encode_frame,
 )
+from seer.protocol.wire import FrameDecoder, WireError, encode_frame
 
 KEYS = SigningKeys.generate()
 VERIFY = KEYS.verifying()
@@ -180,7 +178,7 @@ def test_wrong_version_datagram_is_refused():
 
 def test_signed_but_malformed_body_is_refused():
     # Correctly signed, but a message of an unknown type.
-    bad = wire._seal(KEYS, KIND_MESSAGES, 7, 1, 1, b'[{"type":"REBOOT"}]')
+    bad = datagrams._seal(KEYS, KIND_MESSAGES, 7, 1, 1, b'[{"type":"REBOOT"}]')
     with pytest.raises(WireError) as e:
         decode_datagram(VERIFY, bad)
     assert e.value.reason == "body"
@@ -233,7 +231,7 @@ def test_numbers_that_overflow_to_infinity_are_refused():
     data = struct.pack(">IBI", 5 + len(body), 1, len(body)) + body
     with pytest.raises(WireError, match="out of range"):
         FrameDecoder().feed(data)
-    signed = wire._seal(KEYS, KIND_MESSAGES, 7, 1, 1,
+    signed = datagrams._seal(KEYS, KIND_MESSAGES, 7, 1, 1,
                         b'[{"type":"COMMAND","target":"*","args":{"x":1e999}}]')
     with pytest.raises(WireError, match="out of range"):
         decode_datagram(VERIFY, signed)

@@ -25,16 +25,16 @@ from backend.net.multicast import MulticastSender
 from backend.controller.retransmit import RetransmitWindow
 from backend.controller.statemodel import NodeSet, StateModel
 from seer.protocol.targets import ALL, parse_target
-from seer.protocol.wire import (
+from seer.protocol.datagrams import (
     MAX_DATAGRAM,
     KIND_PING,
     SigningKeys,
     batch_payload,
     batch_size,
-    dumps,
     encode_batch,
     encode_datagram,
 )
+from seer.protocol.wire import dumps
 
 log = Logger()
 

@@ -50,9 +50,11 @@ from seer import __version__
 from seer.protocol.certs import CertDirectory
 from seer.config import parse_hostport
 from seer.protocol.targets import TargetError, parse_target
-from seer.protocol.tls import Identity, server_options
+from backend.net.tls import server_options
+from seer.protocol.tls import Identity
 from seer.protocol.vartypes import Var, VarError, convert_vars
-from seer.protocol.wire import Frame, SigningKeys, WireError, batch_payload, dumps, encode_batch, encode_frame
+from seer.protocol.datagrams import SigningKeys, batch_payload, encode_batch
+from seer.protocol.wire import Frame, WireError, dumps, encode_frame
 
 __all__ = ["Controller", "CommWrapper", "returnNone"]
 

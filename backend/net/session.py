@@ -30,7 +30,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from seer.protocol.tls import Identity, identity_of
+from backend.net.tls import identity_of
+from seer.protocol.tls import Identity
 from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
 
 HANDSHAKE_TIMEOUT = 15.0

@@ -49,8 +49,9 @@ from seer import __version__
 from seer.protocol.certs import CONTROLLER_NAME, CertDirectory
 from seer.config import parse_hostport
 from seer.protocol.targets import check_node_name, short_name
-from seer.protocol.tls import client_options
-from seer.protocol.wire import KIND_PING, Frame, VerifyingKeys, WireError, decode_datagram
+from backend.net.tls import client_options
+from seer.protocol.datagrams import KIND_PING, VerifyingKeys, decode_datagram
+from seer.protocol.wire import Frame, WireError
 
 #: How long to wait for WELCOME after the TLS handshake before retrying.
 WELCOME_TIMEOUT = 20.0
