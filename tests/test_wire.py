@@ -226,6 +226,105 @@ def test_datagram_with_valid_header_and_random_rest_raises_only_wire_error(rest)
         pass
 
 
+# -- the body under a valid seal ----------------------------------------------------
+#
+# Random bytes after the header fail the HMAC, so the fuzz tests above never
+# reach the body parser.  These seal their bodies with the real keys: the HMAC
+# and the signature hold, and only the body decides.
+
+#: The reasons WireError promises (its docstring): words counters are keyed by.
+STABLE_REASONS = {"truncated", "magic", "version", "kind", "oversized", "mac", "signature", "body"}
+
+message_types = st.sampled_from(sorted(datagrams.EXPERIMENT_MESSAGE_TYPES)) | json_values
+message_like = st.dictionaries(st.text(max_size=8), json_values, max_size=4) | st.fixed_dictionaries(
+    {"type": message_types}, optional={"target": json_values, "args": json_values})
+nasty_json = st.sampled_from([
+    b"[" * 5000 + b"]" * 5000,                 # deeper than the parser's recursion
+    b'[{"type":"SET","n":' + b"9" * 5000 + b"}]",  # more digits than int() takes
+    b'[{"type":"SET","x":1e999}]', b"[NaN]", b'{"t":Infinity}', b"[-Infinity]",
+    b'[{"type":"\\ud800"}]', b"\xef\xbb\xbf[]", b"[1,]", b"", b"null", b'"COMMAND"',
+])
+bodies = (
+    st.binary(max_size=300)
+    | json_values.map(datagrams.dumps)
+    | st.lists(message_like, max_size=4).map(datagrams.dumps)
+    | nasty_json
+)
+
+
+def sealed(kind: int, epoch: int, serial: int, count: int, payload: bytes) -> bytes:
+    return datagrams._seal(KEYS, kind, epoch, serial, count, payload)
+
+
+def decode_or_reason(data: bytes):
+    """The Datagram, or the WireError's reason; any other exception fails the test."""
+    try:
+        return decode_datagram(VERIFY, data)
+    except WireError as e:
+        assert e.reason in STABLE_REASONS, e
+        return e.reason
+
+
+@given(st.sampled_from([KIND_MESSAGES, KIND_PING]), st.integers(0, 2**64 - 1),
+       st.integers(0, 2**64 - 1), st.integers(0, 0xFFFF) | st.integers(0, 4), bodies)
+@settings(max_examples=400, deadline=None)
+def test_a_sealed_body_decodes_to_a_datagram_or_is_refused_as_body(kind, epoch, serial, count,
+                                                                   payload):
+    outcome = decode_or_reason(sealed(kind, epoch, serial, count, payload))
+    if isinstance(outcome, str):
+        assert outcome == "body"  # the seal held: only the body can be wrong
+        return
+    assert isinstance(outcome, datagrams.Datagram)
+    assert (outcome.kind, outcome.epoch, outcome.serial) == (kind, epoch, serial)
+    if kind == KIND_PING:
+        assert isinstance(outcome.body, dict) and outcome.messages == () and count == 0
+    else:
+        assert len(outcome.messages) == count > 0
+        assert outcome.last_serial <= 2**64 - 1
+        assert all(isinstance(m, dict) and m.get("type") in datagrams.EXPERIMENT_MESSAGE_TYPES
+                   for m in outcome.messages)
+
+
+@given(st.lists(message_like, min_size=1, max_size=4), st.integers(1, 2**40))
+@settings(max_examples=200, deadline=None)
+def test_sealed_messages_with_the_right_count_decode_exactly_when_every_type_is_known(
+        messages, serial):
+    outcome = decode_or_reason(sealed(KIND_MESSAGES, 7, serial, len(messages),
+                                      datagrams.dumps(messages)))
+    known = all(isinstance(m.get("type"), str) and m["type"] in datagrams.EXPERIMENT_MESSAGE_TYPES
+                for m in messages)
+    if known:
+        assert isinstance(outcome, datagrams.Datagram) and list(outcome.messages) == messages
+    else:
+        assert outcome == "body"
+
+
+@pytest.mark.parametrize("payload", [
+    b'[{"type":[]}]', b'[{"type":{}}]', b'[{"type":["COMMAND"]}]',  # unhashable types
+    b"[" * 5000 + b"]" * 5000, b'[{"type":"SET","n":' + b"9" * 5000 + b"}]",
+    b"\xff\xfe[]", b'[{"type":"COMMAND"}', b"[1]", b"[[]]", b'["SET"]',
+])
+def test_sealed_but_malformed_bodies_are_refused_as_body(payload):
+    assert decode_or_reason(sealed(KIND_MESSAGES, 7, 1, 1, payload)) == "body"
+
+
+@pytest.mark.parametrize("kind, count, payload", [
+    (KIND_PING, 1, b"{}"),           # a PING carries no messages
+    (KIND_PING, 0, b"[]"),           # a PING's body is an object
+    (KIND_MESSAGES, 0, b"[]"),       # MESSAGES carries at least one
+    (KIND_MESSAGES, 2, b'[{"type":"SET"}]'),  # count and body disagree
+])
+def test_sealed_bodies_that_contradict_their_header_are_refused_as_body(kind, count, payload):
+    assert decode_or_reason(sealed(kind, 7, 1, count, payload)) == "body"
+
+
+def test_a_sealed_batch_past_the_last_serial_is_refused():
+    body = b'[{"type":"SET"},{"type":"SET"}]'
+    assert decode_or_reason(sealed(KIND_MESSAGES, 7, 2**64 - 1, 2, body)) == "body"
+    assert isinstance(decode_or_reason(sealed(KIND_MESSAGES, 7, 2**64 - 2, 2, body)),
+                      datagrams.Datagram)
+
+
 def test_numbers_that_overflow_to_infinity_are_refused():
     body = b'{"type":"COMMAND","id":1e999}'
     data = struct.pack(">IBI", 5 + len(body), 1, len(body)) + body

@@ -263,8 +263,9 @@ def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
     ):
         raise WireError("body", f"MESSAGES body must be a list of {count} messages")
     for message in body:
-        if not isinstance(message, dict) or message.get("type") not in (
-            EXPERIMENT_MESSAGE_TYPES
-        ):
+        # A type that is not a string may not even be hashable ([], {}): test
+        # it before the set lookup, which would raise TypeError instead.
+        kind_name = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind_name, str) or kind_name not in EXPERIMENT_MESSAGE_TYPES:
             raise WireError("body", "a message is not an object of a known type")
     return Datagram(kind, epoch, serial, messages=tuple(body))
