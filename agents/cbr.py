@@ -11,14 +11,14 @@ latest of each.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from backend.agent import Agent, Var
+from agents._common import ToolRunAgent, own_address
+from backend.agent import Var
 
 
-class Cbr(Agent):
+class Cbr(ToolRunAgent):
     AGENT_TYPE = "CBR"
     NICE_NAME = "UDP constant bit rate: senders to sinks; rate, loss and jitter"
     MENU = "Traffic"
@@ -34,12 +34,6 @@ class Cbr(Agent):
         Var("allow_external", "cidrlist", [], "addresses outside the experiment allowed as sinks"),
     ]
 
-    def setup(self) -> None:
-        self.results: dict[str, Any] = {}
-
-    def _address(self) -> str:
-        return (self.context.node_info.get("addresses") or ["127.0.0.1"])[0]
-
     def handleSTART(self):
         if self.pids:
             raise ValueError("already running; STOP first")
@@ -48,12 +42,12 @@ class Cbr(Agent):
 
     def _start(self, sinks) -> dict[str, Any]:
         started: dict[str, Any] = {}
-        port = self.getNodeVar("port")
         if any(s.node == self.nodename for s in sinks):
-            self.spawn([sys.executable, "-m", "agents.tools.cbr", "sink", "--bind",
-                        f"{self._address()}:{port}", "--idle", str(self.getNodeVar("idle"))],
-                       name="cbr sink", on_line=self._line)
-            started["sink"] = f"{self._address()}:{port}"
+            bind = f"{own_address(self)}:{self.getNodeVar('port')}"
+            self.spawn([sys.executable, "-m", "agents.tools.cbr", "sink", "--bind", bind,
+                        "--idle", str(self.getNodeVar("idle"))],
+                       name="cbr sink", on_line=self.tool_line)
+            started["sink"] = bind
         if self.nodename in self.getNodeVar("senders"):
             delay = self.getNodeVar("warmup")
             for sink in sinks:
@@ -63,26 +57,14 @@ class Cbr(Agent):
 
     def _send(self, address: str) -> None:
         self.spawn([sys.executable, "-m", "agents.tools.cbr", "send", "--to",
-                    f"{address}:{self.getNodeVar('port')}", "--bind", self._address(),
+                    f"{address}:{self.getNodeVar('port')}", "--bind", own_address(self),
                     "--rate", str(self.getNodeVar("rate")), "--size", str(self.getNodeVar("size")),
                     "--duration", str(self.getNodeVar("duration"))],
-                   name=f"cbr send {address}", on_line=self._line)
+                   name=f"cbr send {address}", on_line=self.tool_line)
 
-    def _line(self, fd: int, line: bytes) -> bool:
-        if fd != 1 or not line.startswith(b"{"):
-            return False
-        (kind, data), = json.loads(line).items()
-        self.results[kind] = data
+    def result(self, kind: str, data: dict[str, Any]) -> None:
+        super().result(kind, data)
         if kind in ("cbr_sent", "cbr_received"):
             self.report(kind, **data)
         elif kind == "cbr_sink":
             self.stream("cbr_sink", data)
-        return True
-
-    def handleSTOP(self):
-        return self.stopProcesses()
-
-    def handleSTATS(self):
-        out = super().handleSTATS()
-        out.update(self.results)
-        return out

@@ -11,9 +11,9 @@ servers' `queries`; the clients' `lookups`, `answered`, `failed`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from agents._common import start_server
 from backend.agent import TrafficAgent, Var
 
 
@@ -25,9 +25,6 @@ class Dns(TrafficAgent):
         Var("port", "int", 53, "the servers' UDP/TCP port (per node)", 1, 65535),
         Var("think", "distribution", "expo(0.5)", "seconds between lookups on a client node"),
     ]
-
-    def _address(self) -> str:
-        return (self.context.node_info.get("addresses") or ["127.0.0.1"])[0]
 
     def serverExec(self):
         return self.context.node_table().addCallback(self._serve)
@@ -43,10 +40,10 @@ class Dns(TrafficAgent):
         path = Path(self.context.workdir) / "zone.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records))
-        port = self.getNodeVar("port")
-        self.spawn([sys.executable, "-m", "agents.tools.dnsserver", self._address(), str(port),
-                    self.getNodeVar("zone"), str(path)], name="dnsserver", on_line=self._query)
-        return self.waitForPort(self._address(), port)  # it answers on TCP too
+        # It answers on TCP too: waiting for the TCP port waits for the server.
+        return start_server(self, "agents.tools.dnsserver", self.getNodeVar("port"),
+                            self.getNodeVar("zone"), str(path), name="dnsserver",
+                            on_line=self._query)
 
     def _query(self, fd: int, line: bytes) -> bool:
         if fd == 1 and line.startswith(b'{"query"'):

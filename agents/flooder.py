@@ -12,15 +12,15 @@ Each flood reports "flood_done" with requested and achieved packets/s.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from backend.agent import Agent, Var, VarError
+from agents._common import ToolRunAgent
+from backend.agent import Var, VarError
 from backend.runtime.safety import experiment_space, resolve_targets
 
 
-class Flooder(Agent):
+class Flooder(ToolRunAgent):
     AGENT_TYPE = "FLOODER"
     NICE_NAME = "UDP, TCP SYN and ICMP floods at a set rate from spoofed sources"
     MENU = "Attack"
@@ -38,8 +38,7 @@ class Flooder(Agent):
         Var("allow_external", "cidrlist", [], "targets outside the experiment allowed anyway"),
     ]
 
-    def setup(self) -> None:
-        self.results: dict[str, Any] = {}
+    RESULTS_KEY = "floods"
 
     def validate(self, new):
         flood_type = (new.get("type") or {}).get(self.nodename) or (new.get("type") or {}).get("*")
@@ -83,23 +82,12 @@ class Flooder(Agent):
                     "--count", str(self.getNodeVar("count")), "--sources", ",".join(sources),
                     "--allowed", ",".join(allowed), "--port", str(self.getNodeVar("port")),
                     "--size", str(self.getNodeVar("size")), "--seed", str(self.getNodeVar("seed"))]
-            self.spawn(argv, name=f"flood {target.address}", on_line=self._line)
+            self.spawn(argv, name=f"flood {target.address}", on_line=self.tool_line)
         return {"flooding": [t.address for t in targets], "sources": sources}
 
-    def _line(self, fd: int, line: bytes) -> bool:
-        if fd != 1 or not line.startswith(b"{"):
-            return False
-        (kind, data), = json.loads(line).items()
+    def result(self, kind: str, data: dict[str, Any]) -> None:
+        # By target: one flood per target, and STATS answers "what did the flood at X do".
         self.results[data.get("target", kind)] = data
         if kind == "flood_done":
             self.count("packets", data["packets"])
         self.report(kind, **data)
-        return True
-
-    def handleSTOP(self):
-        return self.stopProcesses()
-
-    def handleSTATS(self):
-        out = super().handleSTATS()
-        out["floods"] = self.results
-        return out

@@ -11,8 +11,8 @@ Counters: the servers' `served_files`/`served_bytes`; the clients'
 from __future__ import annotations
 
 import json
-import sys
 
+from agents._common import start_server
 from backend.agent import TrafficAgent, Var
 
 
@@ -26,15 +26,10 @@ class Ftp(TrafficAgent):
         Var("max_time", "float", 60.0, "seconds a client may take", 0.1, 3600),
     ]
 
-    def _address(self) -> str:
-        return (self.context.node_info.get("addresses") or ["127.0.0.1"])[0]
-
     def serverExec(self):
-        port = self.getNodeVar("port")
-        self.spawn([sys.executable, "-m", "agents.tools.ftpserver", self._address(), str(port),
-                    self.getNodeVar("user"), self.getNodeVar("password")],
-                   name="ftpserver", on_line=self._served)
-        return self.waitForPort(self._address(), port)
+        return start_server(self, "agents.tools.ftpserver", self.getNodeVar("port"),
+                            self.getNodeVar("user"), self.getNodeVar("password"),
+                            name="ftpserver", on_line=self._served)
 
     def _served(self, fd: int, line: bytes) -> bool:
         if fd == 1 and line.startswith(b'{"retrieved"'):

@@ -12,8 +12,8 @@ node's `requests`, `bytes`, `errors` and `seconds` (in STATS under
 from __future__ import annotations
 
 import json
-import sys
 
+from agents._common import start_server
 from backend.agent import TrafficAgent, Var
 
 
@@ -25,14 +25,9 @@ class Http(TrafficAgent):
         Var("max_time", "float", 30.0, "seconds a client may take", 0.1, 3600),
     ]
 
-    def _address(self) -> str:
-        return (self.context.node_info.get("addresses") or ["127.0.0.1"])[0]
-
     def serverExec(self):
-        port = self.getNodeVar("port")
-        self.spawn([sys.executable, "-m", "agents.tools.httpserver", self._address(), str(port)],
-                   name="httpserver", on_line=self._served)
-        return self.waitForPort(self._address(), port)
+        return start_server(self, "agents.tools.httpserver", self.getNodeVar("port"),
+                            name="httpserver", on_line=self._served)
 
     def _served(self, fd: int, line: bytes) -> bool:
         if fd != 1 or not line.startswith(b'{"served"'):

@@ -121,14 +121,15 @@ class Link(Agent):
         return self._clear(device).addCallback(lambda _: {"interface": device, "shaping": None})
 
     def handleDOWN(self):
-        device = self._interface()
-        return self.runProcess(["ip", "link", "set", "dev", device, "down"]).addCallback(
-            lambda _: {"interface": device, "state": "down"})
+        return self._set_link("down")
 
     def handleUP(self):
+        return self._set_link("up")
+
+    def _set_link(self, state: str) -> Deferred:
         device = self._interface()
-        return self.runProcess(["ip", "link", "set", "dev", device, "up"]).addCallback(
-            lambda _: {"interface": device, "state": "up"})
+        return self.runProcess(["ip", "link", "set", "dev", device, state]).addCallback(
+            lambda _: {"interface": device, "state": state})
 
     def handleSTATS(self):
         out = super().handleSTATS()

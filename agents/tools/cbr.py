@@ -15,57 +15,38 @@ numbers) and jitter (RFC 3550 interarrival jitter, ms).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import socket
 import struct
 import sys
 import time
 
+from agents.tools.common import emit, pace
+
 HEADER = struct.Struct(">QdI")  # sequence, send time, sender id
 HEADER_BYTES = 28  # IPv4 + UDP headers: counted in the rate like tc counts them
 
 
-def emit(kind: str, **data: object) -> None:
-    print(json.dumps({kind: data}), flush=True)
-
-
 def send(args: argparse.Namespace) -> int:
     host, port = args.to.rsplit(":", 1)
+    destination = (host, int(port))
     payload_size = max(HEADER.size, args.size - HEADER_BYTES)
     packet_bits = (payload_size + HEADER_BYTES) * 8
-    interval = packet_bits / args.rate
     padding = b"\0" * (payload_size - HEADER.size)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if args.bind:
         sock.bind((args.bind, 0))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     sender = int(time.time() * 1000) & 0xFFFFFFFF
-    start = time.perf_counter()
-    end = start + args.duration
-    sent = errors = 0
-    next_at = start
-    while True:
-        now = time.perf_counter()
-        if now >= end:
-            break
-        if now < next_at:
-            gap = next_at - now
-            if gap > 0.002:
-                time.sleep(gap - 0.001)
-            continue
-        try:
-            sock.sendto(HEADER.pack(sent, time.time(), sender) + padding, (host, int(port)))
-            sent += 1
-        except OSError:
-            errors += 1
-        next_at += interval
-        if now - next_at > 0.5:  # fell far behind: do not burst to catch up
-            next_at = now
-    elapsed = time.perf_counter() - start
-    emit("cbr_sent", packets=sent, errors=errors, bytes=sent * (payload_size + HEADER_BYTES),
-         seconds=round(elapsed, 3), requested_bps=args.rate,
-         achieved_bps=round(sent * packet_bits / elapsed, 1))
+
+    def one(sequence: int) -> None:
+        sock.sendto(HEADER.pack(sequence, time.time(), sender) + padding, destination)
+
+    # No bursts (burst=1): a sink measures jitter, and a burst is jitter.
+    run = pace(packet_bits / args.rate, args.duration, one)
+    emit("cbr_sent", packets=run.sent, errors=run.errors,
+         bytes=run.sent * (payload_size + HEADER_BYTES), seconds=round(run.seconds, 3),
+         requested_bps=args.rate, achieved_bps=round(run.sent * packet_bits / run.seconds, 1))
     return 0
 
 

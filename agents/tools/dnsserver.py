@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from twisted.names import authority, dns, server
+
+from agents.tools.common import server_main
 
 
 class ZoneAuthority(authority.FileAuthority):
@@ -45,22 +48,17 @@ class CountingFactory(server.DNSServerFactory):
         return super().messageReceived(message, proto, address)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print(__doc__, file=sys.stderr)
-        return 2
-    address, port, zone, records_file = argv
+def start(reactor: Any, address: str, port: int, zone: str, records_file: str) -> dict[str, Any]:
     with open(records_file) as f:
         records = json.load(f)
-    from twisted.internet import reactor
-
     factory = CountingFactory(authorities=[ZoneAuthority(zone, records, address)])
-    reactor.listenUDP(int(port), dns.DNSDatagramProtocol(controller=factory), interface=address)
-    reactor.listenTCP(int(port), factory, interface=address)
-    print(json.dumps({"listening": f"{address}:{port}", "zone": zone, "names": len(records)}),
-          flush=True)
-    reactor.run()
-    return 0
+    reactor.listenUDP(port, dns.DNSDatagramProtocol(controller=factory), interface=address)
+    reactor.listenTCP(port, factory, interface=address)
+    return {"zone": zone, "names": len(records)}
+
+
+def main(argv: list[str]) -> int:
+    return server_main(argv, __doc__, ("zone", "records"), start)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,14 @@ seconds or --count packets, and prints what it sent as a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import socket
 import struct
 import sys
-import time
 
 import netaddr
 
+from agents.tools.common import emit, pace
 from backend.runtime.addresspool import usable_hosts
 
 MAX_RATE = 1_000_000
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     target = netaddr.IPAddress(args.target)
     if not any(target in net for net in parse_networks(args.allowed)):
-        print(json.dumps({"flood_refused": {"target": str(target)}}), flush=True)
+        emit("flood_refused", target=str(target))
         return 3
     if not 0 < args.rate <= MAX_RATE or not 0 < args.duration <= MAX_DURATION:
         print(f"rate must be in (0, {MAX_RATE}] and duration in (0, {MAX_DURATION}]",
@@ -99,40 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     destination = (str(target), 0)
-    interval = 1.0 / args.rate
-    start = time.perf_counter()
-    end = start + args.duration
-    sent = errors = 0
-    next_at = start
-    while True:
-        now = time.perf_counter()
-        if now >= end or (args.count and sent >= args.count):
-            break
-        if now < next_at:
-            gap = next_at - now
-            if gap > 0.002:
-                time.sleep(gap - 0.001)
-            continue
-        # Catch up in a burst of at most 1 ms worth, then pace again.
-        due = min(int((now - next_at) / interval) + 1, max(1, int(args.rate / 1000)))
-        for _ in range(due):
-            first, last = rng.choice(ranges)
-            src = rng.randint(first, last).to_bytes(4, "big")
-            try:
-                sock.sendto(packet(args.type, src, dst, port, payload, rng), destination)
-                sent += 1
-            except OSError:
-                errors += 1
-            if args.count and sent >= args.count:
-                break
-        next_at += due * interval
-        if now - next_at > 0.5:
-            next_at = now
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"flood_done": {
-        "type": args.type, "target": str(target), "packets": sent, "errors": errors,
-        "seconds": round(elapsed, 3), "requested_pps": args.rate,
-        "achieved_pps": round(sent / elapsed, 1) if elapsed else 0.0}}), flush=True)
+
+    def one(_: int) -> None:
+        first, last = rng.choice(ranges)
+        src = rng.randint(first, last).to_bytes(4, "big")
+        sock.sendto(packet(args.type, src, dst, port, payload, rng), destination)
+
+    # A burst of at most 1 ms worth when late: a flood keeps its packet rate;
+    # how evenly it spreads them matters less than for CBR.
+    run = pace(1.0 / args.rate, args.duration, one, burst=max(1, int(args.rate / 1000)),
+               count=args.count)
+    emit("flood_done", type=args.type, target=str(target), packets=run.sent, errors=run.errors,
+         seconds=round(run.seconds, 3), requested_pps=args.rate,
+         achieved_pps=round(run.sent / run.seconds, 1) if run.seconds else 0.0)
     return 0
 
 

@@ -13,12 +13,15 @@ import io
 import json
 import sys
 import time
+from typing import Any
 
 from twisted.cred import checkers, portal
 from twisted.internet import defer
 from twisted.protocols import ftp
 from twisted.python.filepath import Permissions
 from zope.interface import implementer
+
+from agents.tools.common import server_main
 
 MAX_SIZE = 1 << 30
 SAMPLES = ["1000", "10000", "100000", "1000000"]
@@ -92,13 +95,7 @@ class Realm:
         raise NotImplementedError("only FTP shells here")
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print(__doc__, file=sys.stderr)
-        return 2
-    address, port, user, password = argv
-    from twisted.internet import reactor
-
+def start(reactor: Any, address: str, port: int, user: str, password: str) -> dict[str, Any]:
     # Twisted's FTP hands the checker the user and password as str, while
     # the keyword form of this checker would store the user as bytes.
     checker = checkers.InMemoryUsernamePasswordDatabaseDontUse()
@@ -106,10 +103,12 @@ def main(argv: list[str]) -> int:
     factory = ftp.FTPFactory(portal.Portal(Realm(), [checker]))
     factory.allowAnonymous = False
     factory.welcomeMessage = "SEER FTP agent: RETR N sends N bytes"
-    reactor.listenTCP(int(port), factory, interface=address)
-    print(json.dumps({"listening": f"{address}:{port}"}), flush=True)
-    reactor.run()
-    return 0
+    reactor.listenTCP(port, factory, interface=address)
+    return {}
+
+
+def main(argv: list[str]) -> int:
+    return server_main(argv, __doc__, ("user", "password"), start)
 
 
 if __name__ == "__main__":

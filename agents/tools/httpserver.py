@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from twisted.internet import interfaces
 from twisted.web import resource, server
 from zope.interface import implementer
+
+from agents.tools.common import server_main
 
 CHUNK = b"x" * 65536
 MAX_SIZE = 1 << 30
@@ -71,18 +74,15 @@ def log(request: server.Request, size: int, status: int, client: str) -> None:
     print(json.dumps({"served": size, "status": status, "client": client}), flush=True)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    from twisted.internet import reactor
-
+def start(reactor: Any, address: str, port: int) -> dict[str, Any]:
     site = server.Site(Sized())
     site.displayTracebacks = False
-    reactor.listenTCP(int(argv[1]), site, interface=argv[0])
-    print(json.dumps({"listening": f"{argv[0]}:{argv[1]}"}), flush=True)
-    reactor.run()
-    return 0
+    reactor.listenTCP(port, site, interface=address)
+    return {}
+
+
+def main(argv: list[str]) -> int:
+    return server_main(argv, __doc__, (), start)
 
 
 if __name__ == "__main__":
