@@ -48,6 +48,28 @@ def stats(group, node: str) -> dict:
     return group.command("STATS", target=node).outcomes[node].result
 
 
+def reports_of(exp, group, wanted: set[tuple[str, str]],
+               timeout: float) -> dict[tuple[str, str], dict]:
+    """The data of the reports ``(node, event)`` in ``wanted`` from ``group``,
+    once all have come (call ``exp.subscribe()`` before the START).
+
+    A generator reports when its bounded run is over: waiting for that
+    report, not a fixed time, is what makes its numbers final.
+    """
+    seen: dict[tuple[str, str], dict] = {}
+    for frame in exp.events(timeout=timeout):
+        if frame.type != "REPORT" or frame.get("agent") != group.agent_type \
+                or frame.get("group") != group.group:
+            continue
+        key = (frame.get("node"), frame.get("event"))
+        if key in wanted:
+            seen[key] = frame.get("data")
+            if set(seen) == wanted:
+                return seen
+    raise AssertionError(f"{group.agent_type} {group.group}: no {sorted(wanted - set(seen))} "
+                         f"within {timeout:g} s")
+
+
 def client_counters_once(group, node: str, enough) -> dict:
     """The node's client counters once ``enough(counters)`` holds (or after 20 s).
 
@@ -163,15 +185,18 @@ def test_targets_outside_the_experiment_are_refused_unless_allowed(bed, exp):
 
 
 def test_cbr_reports_achieved_rate_loss_and_jitter(bed, exp, capsys):
+    exp.subscribe()
     rows = []
     for rate in ("1mbit", "5mbit", "10mbit"):
         group = exp.agent("CBR", f"cbr{rate}")
         group.set(senders="client1", sinks="server1", rate=rate, size=1000, duration=3,
                   idle=1.0)
         group.start(target="client1,server1")
-        time.sleep(3 + 0.5 + 1.5)
-        sent = stats(group, "client1")["cbr_sent"]
-        received = stats(group, "server1")["cbr_received"]
+        # 0.5 s warm-up, 3 s sending, 1 s idle before the sink reports.
+        done = reports_of(exp, group, {("client1", "cbr_sent"), ("server1", "cbr_received")},
+                          timeout=3 + 0.5 + 1.0 + 15)
+        sent, received = done["client1", "cbr_sent"], done["server1", "cbr_received"]
+        assert stats(group, "client1")["cbr_sent"] == sent  # STATS keeps the latest result
         group.stop(target="client1,server1")
         rows.append((rate, sent["requested_bps"], sent["achieved_bps"], received["received_bps"],
                      received["loss"], received["jitter_ms"]))
@@ -204,11 +229,12 @@ def packets_in(bed, exp, node: str, name: str, tmp) -> list[str]:
 @pytest.mark.parametrize("kind, bpf", [("udp", "udp"), ("syn", "tcp[tcpflags] == tcp-syn"),
                                        ("icmp", "icmp[icmptype] == icmp-echo")])
 def test_flooder_types_are_seen_on_the_victims_link_from_pool_sources(bed, exp, tmp_path, kind, bpf):
+    exp.subscribe()
     cap = capture_on(exp, "server1", f"victim-{kind}", f"src net {SPOOFED} and {bpf}")
     flood = exp.agent("FLOODER", f"f-{kind}")
     flood.set(targets="server1", type=kind, rate=500, duration=2, sources=SPOOFED, seed=7)
     flood.start(target="attacker")
-    time.sleep(2.5)
+    reports_of(exp, flood, {("attacker", "flood_done")}, timeout=2 + 15)
     cap.stop(target="server1")
     lines = packets_in(bed, exp, "server1", f"TCPDUMP-victim-{kind}/capture-eth1.pcap", tmp_path)
     sources = {re.search(r"IP (\d+\.\d+\.\d+\.\d+)", line).group(1) for line in lines}
@@ -219,15 +245,17 @@ def test_flooder_types_are_seen_on_the_victims_link_from_pool_sources(bed, exp, 
 
 
 def test_flood_rates_measured_on_the_victims_link(bed, exp, tmp_path, capsys):
+    exp.subscribe()
     rows = []
     for rate in (1000, 4000, 10000):
         cap = capture_on(exp, "server1", f"rate{rate}", f"udp and src net {SPOOFED}")
         flood = exp.agent("FLOODER", f"rate{rate}")
         flood.set(targets="server1", type="udp", rate=rate, duration=3, sources=SPOOFED)
         flood.start(target="attacker")
-        time.sleep(3.5)
+        sent = reports_of(exp, flood, {("attacker", "flood_done")}, timeout=3 + 15)[
+            "attacker", "flood_done"]
         cap.stop(target="server1")
-        sent = stats(flood, "attacker")["floods"][SERVER]
+        assert stats(flood, "attacker")["floods"][SERVER] == sent
         seen = len(packets_in(bed, exp, "server1", f"TCPDUMP-rate{rate}/capture-eth1.pcap",
                               tmp_path))
         rows.append((rate, sent["achieved_pps"], seen / 3))
@@ -258,6 +286,7 @@ def test_tcpdump_capture_comes_back_and_opens_in_tcpdump(bed, exp, tmp_path):
 
 
 def test_link_shapes_throughput_and_goes_down_and_up(bed, exp, capsys):
+    exp.subscribe()
     link = exp.agent("LINK", "shape")
     link.set(interface="eth1", bandwidth="4mbit")
     link.start(target="client2")
@@ -265,8 +294,8 @@ def test_link_shapes_throughput_and_goes_down_and_up(bed, exp, capsys):
     cbr.set(senders="client2", sinks="client3", rate="10mbit", size=1200, duration=3, idle=1.0,
             port=5010)
     cbr.start(target="client2,client3")
-    time.sleep(5)
-    received = stats(cbr, "client3")["cbr_received"]
+    received = reports_of(exp, cbr, {("client3", "cbr_received")}, timeout=3 + 1 + 1 + 15)[
+        "client3", "cbr_received"]
     cbr.stop(target="client2,client3")
     link.stop(target="client2")
     with capsys.disabled():
@@ -276,7 +305,10 @@ def test_link_shapes_throughput_and_goes_down_and_up(bed, exp, capsys):
     assert link.command("DOWN", target="client2").ok
     assert on(bed, "client1", "ping", "-c", "1", "-W", "1", "198.18.1.3").returncode != 0
     assert link.command("UP", target="client2").ok
-    time.sleep(0.5)
+    # Up means carrier too (LOWER_UP), a moment after `ip link set up` returns.
+    state = eventually(lambda: on(bed, "client2", "ip", "-o", "link", "show", "eth1").stdout,
+                       lambda out: "LOWER_UP" in out, timeout=10, interval=0.1)
+    assert "LOWER_UP" in state, state
     assert on(bed, "client1", "ping", "-c", "1", "-W", "2", "198.18.1.3").returncode == 0
     with pytest.raises(CommandFailed, match="netem"):
         exp.agent("LINK", "delay").set({"interface": "eth1", "delay": "20ms"})
