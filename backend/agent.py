@@ -55,6 +55,7 @@ from backend.runtime.addresspool import AddressPool, PoolAddress
 from backend.runtime.processes import ManagedProcess, ProcessManager, sweep, wait_for_port
 from backend.runtime.safety import TargetRefused, resolve_targets
 from seer.protocol.distributions import Distribution
+from seer.protocol.messages import RUN_COMMANDS  # noqa: F401  (agents have imported it from here)
 from seer.protocol.vartypes import Var, VarError, convert_vars
 
 __all__ = ["Agent", "TrafficAgent", "AgentContext", "AddressPool", "PoolAddress", "Var",
@@ -62,8 +63,6 @@ __all__ = ["Agent", "TrafficAgent", "AgentContext", "AddressPool", "PoolAddress"
 
 MENUS = ("Traffic", "Attack", "Measurement", "Control")
 
-#: Commands that set an agent group's run state, which snapshots restore.
-RUN_COMMANDS = {"START": "running", "STOP": "stopped"}
 
 NODES_VAR = Var(
     "NODES",

@@ -49,10 +49,10 @@ class Node:
         self.session = FakeSession("seer-controller", "controller")
 
     def connect(self, serial=0, **welcome):
-        self.d.sessionOpened(self.session)
+        self.d.link.sessionOpened(self.session)
         header = dict({"type": "WELCOME", "epoch": EPOCH, "serial": serial,
                        "keys": self.keys.verifying().to_json(), "ping_interval": 1.0}, **welcome)
-        self.d.frameReceived(self.session, Frame(header))
+        self.d.link.frameReceived(self.session, Frame(header))
         self.reactor.advance(0)
         return self.session.take()
 
@@ -86,7 +86,7 @@ def test_joins_the_group_on_the_configured_interface(node):
 
 
 def test_registers_with_info(node):
-    node.d.sessionOpened(node.session)
+    node.d.link.sessionOpened(node.session)
     (info,) = node.session.of_type("INFO")
     assert info.get("name") == "n1" and info.get("epoch") == 0
     assert "TALLY" in info.get("agents")
@@ -154,7 +154,7 @@ def test_gap_is_asked_for_and_filled_by_a_repair(node):
     assert Tally.seen == [("n1", 1, "")]
     (nack,) = node.session.of_type("NACK")
     assert nack.get("ranges") == [[2, 2]]
-    node.d.frameReceived(node.session, Frame({"type": "REPAIR"}, second))
+    node.d.link.frameReceived(node.session, Frame({"type": "REPAIR"}, second))
     assert [i for _, i, _ in Tally.seen] == [1, 2, 3]
     assert node.d.counters["repairs_received"] == 1
 
@@ -205,7 +205,7 @@ def test_snapshot_for_a_node_too_far_behind_skips_ahead(node):
     node.connect()
     node.send(node.datagram(1, hit(1)))
     node.send(node.datagram(5, hit(5)))
-    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 4,
+    node.d.link.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 4,
                                               "snapshot": {"groups": [], "scheduled": []}}))
     assert [i for _, i, _ in Tally.seen] == [1, 5]
     assert node.d.serializer.delivered_upto == 5
@@ -214,7 +214,7 @@ def test_snapshot_for_a_node_too_far_behind_skips_ahead(node):
 def test_stale_snapshot_is_ignored(node):
     node.connect()
     node.send(node.datagram(1, hit(1), hit(2)))
-    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 1,
+    node.d.link.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 1,
                                               "snapshot": {"groups": [{"agent": "TALLY", "group": "g",
                                                                        "vars": {"label": "old"}}]}}))
     assert node.d.counters["stale_snapshots"] == 1
@@ -223,7 +223,7 @@ def test_stale_snapshot_is_ignored(node):
 
 def test_outcomes_wait_while_disconnected_and_go_after_reconnecting(node):
     node.connect()
-    node.d.sessionClosed(node.session, Failure(ConnectionDone()))
+    node.d.link.sessionClosed(node.session, Failure(ConnectionDone()))
     node.send(node.datagram(1, hit(1)))
     assert node.d.session is None
     node.session = FakeSession("seer-controller", "controller")
@@ -242,7 +242,7 @@ def test_receive_path_drop_injects_loss(certs_dir, tmp_path):
 
 def test_a_peer_that_is_not_the_controller_is_refused(node):
     impostor = FakeSession("n2", "node")
-    node.d.sessionOpened(impostor)
+    node.d.link.sessionOpened(impostor)
     assert impostor.closed and impostor.of_type("INFO") == []
 
 
@@ -285,7 +285,7 @@ def test_a_snapshot_does_not_rerun_a_scheduled_message_already_delivered(node):
     node.send(node.datagram(1, dict(hit(1), time=1010.0)))
     node.reactor.advance(10)
     assert [i for _, i, _ in Tally.seen] == [1]
-    node.d.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 2,
+    node.d.link.frameReceived(node.session, Frame({"type": "SNAPSHOT", "epoch": EPOCH, "serial": 2,
         "snapshot": {"groups": [], "scheduled": [[1, hit(1, target=["n1"], time=1010.0)]]}}))
     node.reactor.advance(1)
     assert [i for _, i, _ in Tally.seen] == [1]
@@ -299,11 +299,11 @@ def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(ce
     delays = []
     for _ in range(3):
         session = FakeSession("seer-controller", "controller")
-        d.sessionOpened(session)
+        d.link.sessionOpened(session)
         reactor.advance(20)  # WELCOME_TIMEOUT: no WELCOME came
         assert session.transport.aborted
-        d.sessionClosed(session, Failure(ConnectionDone()))
-        delays.append(d._retry_delay(0))  # ClientService saw the TCP connect succeed
+        d.link.sessionClosed(session, Failure(ConnectionDone()))
+        delays.append(d.link.retry_delay(0))  # ClientService saw the TCP connect succeed
     assert delays == [1.0, 2.0, 4.0]  # backs off although every TCP connect worked
     d.stopService()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
-from backend.controller import service as controller
+from backend.controller import retransmit
 from backend.node import daemon, serializer
 from backend.agent import AgentContext
 from backend.runtime.agentloader import AgentRegistry
@@ -132,7 +132,7 @@ def test_protocol_document_states_the_codes_limits():
     assert f"at most {datagrams.MAX_DATAGRAM:,} bytes" in protocol
     assert f"length ≥ {datagrams.DATAGRAM_OVERHEAD}" in protocol
     assert "≤ 16 MiB" in protocol and wire.MAX_FRAME == 16 * 1024 * 1024
-    assert f"more than {controller.MAX_REPAIR:,} are wanted" in protocol
+    assert f"more than {retransmit.MAX_REPAIR:,} are wanted" in protocol
     assert f"at most {daemon.MAX_NACK_RANGES:,} ranges" in protocol
     assert f"again after {serializer.Serializer().base_retry} s" in protocol
     assert f"version {wire.PROTOCOL_VERSION}" in protocol

@@ -10,7 +10,7 @@ Before a datagram is sent its messages are appended to the journal, so a
 controller killed at any moment restarts without reusing a serial.  Sent
 datagrams stay in the retransmit window for repairs until ``retireSerials``
 drops them (two minutes).  ``checkSerial`` records each node's cumulative
-acknowledgement.
+acknowledgement in the node table, which is where it lives.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from twisted.logger import Logger
 from backend.controller.checkpoint import Journal, JournalError
 from backend.net.multicast import MulticastSender
 from backend.controller.retransmit import RetransmitWindow
+from backend.controller.nodetable import NodeTable
+from backend.controller.sinks import Sinks
 from backend.controller.statemodel import NodeSet, StateModel
-from seer.protocol.targets import ALL, parse_target
+from seer.protocol.targets import ALL, Target, parse_target
 from seer.protocol.datagrams import (
     MAX_DATAGRAM,
     KIND_PING,
@@ -61,6 +63,8 @@ class CommWrapper:
         multicastaddr: tuple[str, int],
         controller: Any,
         *,
+        nodes: NodeTable,
+        sinks: Sinks,
         sender: MulticastSender,
         keys: SigningKeys,
         clock: IReactorTime,
@@ -73,6 +77,10 @@ class CommWrapper:
         self.name = name
         self.multicastaddr = multicastaddr
         self.controller = controller
+        #: Who is in the experiment: targets resolve against it, and it
+        #: holds each node's acknowledged serial.
+        self.nodes = nodes
+        self.sinks = sinks
         self.sender = sender
         self.keys = keys
         self.clock = clock
@@ -84,8 +92,6 @@ class CommWrapper:
         self.model = model if model is not None else StateModel()
         self.window = window if window is not None else RetransmitWindow()
         self.journal = journal
-        #: Node name -> last serial it acknowledged in order.
-        self.acked: dict[str, int] = {}
         self.last_sent_at: float | None = None
         self.message_datagrams = 0
         self.ping_datagrams = 0
@@ -235,13 +241,21 @@ class CommWrapper:
 
     # -- SEER's targeted sends ----------------------------------------------------
 
-    def _send_to(self, message: dict[str, Any], spec: Any,
-                 on_sent: Callable[[int], None] | None = None) -> tuple[int, list[str]]:
+    def resolve(self, spec: Any) -> tuple[Target, list[str]]:
+        """The target ``spec`` and the nodes it names now (TargetError if none)."""
         target = parse_target(spec)
-        nodes = target.resolve(self.controller.nodes)
+        return target, target.resolve(self.nodes)
+
+    @staticmethod
+    def node_set(target: Target, nodes: list[str]) -> NodeSet:
+        """Who a message to ``target`` is for, as the snapshot model keeps it:
+        None for everyone (nodes that register later too)."""
+        return None if target.is_all else frozenset(nodes)
+
+    def _send_to(self, message: dict[str, Any], spec: Any) -> tuple[int, list[str]]:
+        target, nodes = self.resolve(spec)
         message = dict(message, target=target.wire(nodes))
-        serial = self.stamp(message, None if target.is_all else frozenset(nodes), on_sent)
-        return serial, nodes
+        return self.stamp(message, self.node_set(target, nodes)), nodes
 
     def sendToExperiment(self, msg: dict[str, Any]) -> int:
         """Send to all experiment nodes in one multicast message."""
@@ -261,19 +275,19 @@ class CommWrapper:
 
     def sendToSinks(self, msg: dict[str, Any]) -> int:
         """Send a frame to every connected sink; returns how many got it."""
-        return self.controller.send_to_sinks(msg)
+        return self.sinks.send(msg)
 
     # -- reliability duties -----------------------------------------------------------
 
     def checkSerial(self, node: str, serial: int) -> int:
         """Record ``node``'s cumulative ack; return how far behind it is."""
-        if serial > self.acked.get(node, -1):
-            self.acked[node] = min(serial, self.sent_serial)
-        return self.sent_serial - self.acked.get(node, 0)
+        record = self.nodes.acknowledge(node, serial, self.sent_serial)
+        return self.sent_serial - record.serial if record is not None else self.sent_serial
 
     def nodeDown(self, node: str) -> None:
         """A node's connection closed: it is no longer active."""
-        self.controller.nodeDown(node)
+        self.nodes.down(node, self.clock.seconds())
+        log.info("node {node} is down", node=node)
 
     def retireSerials(self) -> int:
         """Drop datagrams older than two minutes; they are not worth resending."""
@@ -281,10 +295,3 @@ class CommWrapper:
         if retired:
             log.debug("retired {count} serials", count=retired)
         return retired
-
-    def can_repair(self, first: int, last: int) -> bool:
-        """Whether every serial first..last is still in the window."""
-        oldest = self.window.oldest
-        if oldest is None or first < oldest or last > self.sent_serial:
-            return False
-        return all(self.window.get(s) is not None for s in range(first, last + 1))

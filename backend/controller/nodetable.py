@@ -2,8 +2,8 @@
 
 Each node is known by name, with its experiment addresses, interfaces,
 labels and attributes (``sink``, ``role``...), whether it is up (has a live
-connection), the last serial it acknowledged in order, and the agent
-catalogue it reported.  The experiment's node list, when given, adds the
+connection), the last serial it acknowledged in order (this table is the
+one place that fact lives), and the agent catalogue it reported.  The experiment's node list, when given, adds the
 nodes expected but not (yet) registered, so they can be named; ``required``
 nodes are those a client may wait for.
 """
@@ -73,8 +73,12 @@ class NodeRecord:
             "stats": self.stats,
         }
         if current_serial is not None:
-            out["lag"] = max(0, current_serial - self.serial) if self.registered else None
+            out["lag"] = self.lag(current_serial)
         return out
+
+    def lag(self, current_serial: int) -> int | None:
+        """Serials sent that this node has not acknowledged (None: never registered)."""
+        return max(0, current_serial - self.serial) if self.registered else None
 
 
 def _good_interface(item: Any) -> bool:
@@ -176,6 +180,14 @@ class NodeTable:
         record.last_seen = now
         record.down_since = None
         record.control_address = control_address
+        return record
+
+    def acknowledge(self, name: str, serial: int, sent: int) -> NodeRecord | None:
+        """``name`` holds every serial up to ``serial`` (never more than was
+        ``sent``); acknowledgements never go backwards."""
+        record = self._nodes.get(name)
+        if record is not None and serial > record.serial:
+            record.serial = min(serial, sent)
         return record
 
     def down(self, name: str, now: float) -> None:

@@ -5,6 +5,10 @@ two minutes) so that a node that missed it can ask for it again.  After that
 it is retired (``retireSerials``): a node still missing it is too far behind
 and gets a state snapshot instead.
 
+The window also decides how a NACK is answered (:meth:`RetransmitWindow.repairs_for`):
+with the datagrams asked for, or -- when some are retired, or so many are
+wanted that a snapshot is cheaper -- not at all, and the node gets a snapshot.
+
 Time is passed in explicitly, so retirement is tested with numbers.
 """
 
@@ -12,7 +16,10 @@ from __future__ import annotations
 
 from collections import deque
 
+#: SEER's retirement age (seconds): older datagrams are not worth resending.
 RETIRE_AFTER = 120.0
+#: The most serials one NACK may ask for; more and a snapshot is cheaper.
+MAX_REPAIR = 5000
 
 
 class RetransmitWindow:
@@ -54,3 +61,27 @@ class RetransmitWindow:
         for serial in range(first, last + 1):
             self._by_serial.pop(serial, None)
         return last - first + 1
+
+    def covers(self, first: int, last: int) -> bool:
+        """Whether every serial first..last is still here."""
+        oldest = self.oldest
+        if oldest is None or first < oldest:
+            return False
+        return all(serial in self._by_serial for serial in range(first, last + 1))
+
+    def repairs_for(self, ranges: list[tuple[int, int]]) -> list[bytes] | None:
+        """The datagrams that repair ``ranges`` (each once, in order), or None
+        when a snapshot must do instead: a serial retired, or more than
+        MAX_REPAIR asked for."""
+        wanted = sum(hi - lo + 1 for lo, hi in ranges)
+        if wanted > MAX_REPAIR or not all(self.covers(lo, hi) for lo, hi in ranges):
+            return None
+        datagrams: list[bytes] = []
+        seen: set[int] = set()
+        for lo, hi in ranges:
+            for serial in range(lo, hi + 1):
+                datagram = self._by_serial[serial]
+                if id(datagram) not in seen:
+                    seen.add(id(datagram))
+                    datagrams.append(datagram)
+        return datagrams

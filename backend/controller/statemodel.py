@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.agent import RUN_COMMANDS
+from seer.protocol.messages import RUN_COMMANDS
 
 #: What a PUT message says about its file (and what a snapshot lists).
 FILE_FIELDS = ("name", "kind", "mode", "size", "sha256")

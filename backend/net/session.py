@@ -38,7 +38,7 @@ HANDSHAKE_TIMEOUT = 15.0
 
 
 class Router(TypingProtocol):
-    clock: IReactorTime
+    reactor: IReactorTime
 
     def sessionOpened(self, session: FrameSession) -> None: ...
     def frameReceived(self, session: FrameSession, frame: Frame) -> None: ...
@@ -78,7 +78,7 @@ class FrameSession(Protocol):
                 set_no_delay(True)
         else:
             self.peer = "local socket"
-        self._handshake_timer = self.router.clock.callLater(
+        self._handshake_timer = self.router.reactor.callLater(
             HANDSHAKE_TIMEOUT, self._handshake_timed_out
         )
 

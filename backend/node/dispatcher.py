@@ -26,7 +26,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from backend.agent import RUN_COMMANDS, Agent, AgentContext
+from backend.agent import Agent, AgentContext
+from seer.protocol.messages import RUN_COMMANDS
 from backend.runtime.agentloader import AgentRegistry
 from seer.protocol.targets import targets_node
 from seer.protocol.vartypes import VarError

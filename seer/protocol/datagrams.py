@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_der_public_key,
 )
 
+from seer.protocol.messages import EXPERIMENT_MESSAGE_TYPES
 from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps
 
 # RSA rather than elliptic curves: one controller signs each datagram once
@@ -63,10 +64,6 @@ SIG_LEN = RSA_BITS // 8
 MAC_LEN = 32
 DATAGRAM_OVERHEAD = _DATAGRAM_HEADER.size + SIG_LEN + MAC_LEN
 
-#: The message types a datagram may carry to the experiment.
-EXPERIMENT_MESSAGE_TYPES = frozenset(
-    {"COMMAND", "SET", "EXECUTE", "GET", "PUT"}
-)
 
 _MAX_SERIAL = 2**64 - 1
 

@@ -1,0 +1,177 @@
+"""What node daemons send the controller over their TLS link.
+
+INFO registers a daemon (it is welcomed with the datagram keys, and a
+snapshot when it is too far behind to repair); REPORT carries its
+cumulative acknowledgement, per-message outcomes and agent events; STREAM
+continuous agent data for sinks; NACK asks for missed serials; TABLE asks
+for every node's addresses (address pools); CATALOGUE says its agent types
+changed.  FETCH and FILE are the file relay's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+from backend.controller.nodetable import InfoError, parse_catalogue, parse_info
+from backend.controller.parsing import RequestError, parse_nack
+from backend.net.session import FrameSession
+from seer.protocol.wire import Frame
+
+log = Logger()
+
+OUTCOME_STATUSES = ("applied", "failed", "skipped")
+#: What a node's report or stream may pass on to sinks -- never an "id",
+#: which a client would take for the answer to one of its requests.
+REPORT_FIELDS = ("agent", "group", "event", "data", "time")
+STREAM_FIELDS = ("agent", "group", "name", "data", "time")
+
+
+def sink_frame(kind: str, node: str, source: dict[str, Any],
+               fields: tuple[str, ...]) -> dict[str, Any]:
+    frame = {k: source[k] for k in fields if k in source}
+    frame.update(type=kind, node=node)
+    return frame
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class NodeDesk:
+    def __init__(self, controller: Any) -> None:
+        self.c = controller
+
+    def info(self, sock: FrameSession, msg: Frame) -> None:
+        """A daemon registers (or re-registers) and is welcomed with the keys."""
+        c = self.c
+        try:
+            info = parse_info(msg.header)
+        except InfoError as e:
+            c.refuse(sock, msg, str(e))
+            sock.close()
+            return
+        if info["name"] != sock.identity.name:
+            c.count("refused_impersonation")
+            c.refuse(sock, msg, f"this certificate is for node {sock.identity.name!r}, "
+                                f"not {info['name']!r}")
+            sock.close()
+            return
+        name = info["name"]
+        previous = c.node_sessions.get(name)
+        if previous is not None and previous is not sock:
+            log.info("node {node} reconnected; closing its old connection", node=name)
+            previous.state.pop("node", None)
+            previous.close()
+        c.node_sessions[name] = sock
+        sock.state["node"] = name
+        now = c.reactor.seconds()
+        record = c.nodes.register(info, now, sock.peer)
+        c.persistence.node_changes += 1
+        comm = c.comm
+        comm.flush()
+        current = comm.sent_serial
+        welcome: dict[str, Any] = {
+            "type": "WELCOME", "epoch": comm.epoch, "serial": current,
+            "keys": comm.keys.verifying().to_json(), "ping_interval": c.ping_interval,
+            "controller": c.name,
+        }
+        if info["epoch"] == comm.epoch and info["serial"] <= current:
+            record.serial = info["serial"]
+            if info["serial"] < current and not comm.window.covers(info["serial"] + 1, current):
+                welcome["snapshot"] = comm.model.snapshot_for(name, now)
+        else:
+            # A new daemon, another epoch, or a node ahead of us: start it
+            # afresh from the state as of now.
+            welcome["reset"] = True
+            welcome["snapshot"] = comm.model.snapshot_for(name, now)
+            record.serial = current
+        if "snapshot" in welcome:
+            c.count("snapshots_sent")
+        sock.send(welcome)
+        log.info("node {node} registered from {peer} (its serial {theirs}, ours {ours}{how})",
+                 node=name, peer=sock.peer, theirs=info["serial"], ours=current,
+                 how=", snapshot" if "snapshot" in welcome else "")
+        c.experimenter.node_came_up()
+
+    def report(self, sock: FrameSession, msg: Frame) -> None:
+        """Acknowledgements, per-message outcomes and agent events from a node."""
+        c = self.c
+        node = sock.state["node"]
+        record = c.nodes.get(node)
+        if record is not None:
+            record.last_seen = c.reactor.seconds()
+        ack = msg.get("ack")
+        if _is_int(ack):
+            c.comm.checkSerial(node, ack)
+        stats = msg.get("stats")
+        if isinstance(stats, dict) and record is not None:
+            record.stats = stats
+        for outcome in msg.get("outcomes") or []:
+            try:
+                serial, status, error, result, *rest = outcome
+            except (TypeError, ValueError):
+                c.count("bad_outcomes")
+                continue
+            if status not in OUTCOME_STATUSES or not _is_int(serial):
+                c.count("bad_outcomes")
+                continue
+            at = rest[0] if rest and isinstance(rest[0], (int, float)) else None
+            c.tracker.record(node, serial, status, error if isinstance(error, str) else None,
+                             result, at)
+        # After the outcomes: a real "failed" in this frame must not be
+        # overwritten by what the snapshot implies.
+        snapshot = msg.get("snapshot")
+        if _is_int(snapshot):
+            c.tracker.caught_up(node, snapshot)
+        for event in msg.get("events") or []:
+            if isinstance(event, dict):
+                c.sinks.send(sink_frame("REPORT", node, event, REPORT_FIELDS))
+
+    def stream(self, sock: FrameSession, msg: Frame) -> None:
+        """Continuous data from a node's agent: forwarded to every sink."""
+        self.c.sinks.send(sink_frame("STREAM", sock.state["node"], msg.header, STREAM_FIELDS))
+
+    def nack(self, sock: FrameSession, msg: Frame) -> None:
+        """A node asks for serials it missed: repairs, or a snapshot if retired."""
+        c = self.c
+        comm = c.comm
+        comm.flush()  # a snapshot "as of sent_serial" must not include unsent messages
+        try:
+            ranges = parse_nack(msg.header, comm.sent_serial)
+        except RequestError as e:
+            c.refuse(sock, msg, str(e))
+            return
+        if not ranges:
+            return
+        repairs = comm.window.repairs_for(ranges)
+        if repairs is None:
+            c.count("snapshots_sent")
+            sock.send({"type": "SNAPSHOT", "epoch": comm.epoch, "serial": comm.sent_serial,
+                       "snapshot": comm.model.snapshot_for(sock.state["node"],
+                                                           c.reactor.seconds())})
+            return
+        for datagram in repairs:
+            sock.send({"type": "REPAIR"}, datagram)
+        c.count("repairs_sent", len(repairs))
+
+    def catalogue(self, sock: FrameSession, msg: Frame) -> None:
+        """A node's agent types changed (a module was PUT to it)."""
+        record = self.c.nodes.get(sock.state["node"])
+        try:
+            agents = parse_catalogue(msg.get("agents"))
+        except InfoError as e:
+            self.c.refuse(sock, msg, str(e))
+            return
+        if record is not None:
+            record.agents = agents
+            errors = msg.get("agent_errors")
+            record.agent_errors = errors if isinstance(errors, list) else []
+
+    def table(self, sock: FrameSession, msg: Frame) -> None:
+        """A node's agent asks for every node's addresses (address pools)."""
+        sock.send({"type": "TABLE", "id": msg.get("id"), "nodes": {
+            r.name: {"addresses": r.addresses, "interfaces": r.interfaces, "labels": r.labels,
+                     "attributes": r.attributes, "up": r.up}
+            for r in self.c.nodes if r.registered}})

@@ -1,0 +1,110 @@
+"""From a client's request to a stamped message and its RESULT.
+
+COMMAND, SET, PUT and GET all take the same path: parse and check the
+request (nothing is sent if it is wrong), resolve its target against the
+node table -- the same way CommWrapper's sendToNodes does -- check it
+against the targeted nodes' agent catalogue, stamp it, answer ACCEPTED
+once it is sent and RESULT once every targeted node's outcome is in (or
+its deadline passed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from backend.controller.comm import CommWrapper, MessageTooLarge
+from backend.controller.nodetable import NodeTable
+from backend.controller.outcomes import OutcomeTracker
+from backend.controller.parsing import RequestError
+from backend.net.session import FrameSession
+from seer.protocol.targets import TargetError
+from seer.protocol.vartypes import Var, VarError, convert_vars
+from seer.protocol.wire import Frame
+
+#: A request's header, default timeout and now -> a parsing.Request.
+Parser = Callable[[dict[str, Any], float, float], Any]
+
+
+class RequestSender:
+    def __init__(self, comm: CommWrapper, nodes: NodeTable, tracker: OutcomeTracker,
+                 clock: Any, default_timeout: float,
+                 refuse: Callable[[FrameSession, Frame, str], None]) -> None:
+        self.comm = comm
+        self.nodes = nodes
+        self.tracker = tracker
+        self.clock = clock
+        self.default_timeout = default_timeout
+        self.refuse = refuse
+
+    def send(
+        self,
+        sock: FrameSession,
+        msg: Frame,
+        parse: Parser,
+        on_valid: Callable[[dict[str, Any]], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
+        on_done: Callable[[int], None] | None = None,
+    ) -> None:
+        """Check a client's request, stamp and send it, and answer ACCEPTED
+        then RESULT.  The hooks run once it is valid, once it is sent, and
+        once every outcome is in."""
+        now = self.clock.seconds()
+        try:
+            request = parse(msg.header, self.default_timeout, now)
+            target, nodes = self.comm.resolve(request.target)
+            self.check_catalogue(request.message, nodes)
+        except (RequestError, TargetError, VarError) as e:
+            self.refuse(sock, msg, str(e))
+            return
+        message = dict(request.message, target=target.wire(nodes), origin=sock.identity.name)
+        wait = request.timeout + max(0.0, (request.message.get("time") or 0) - now)
+        request_id = msg.get("id")
+
+        def completed(serial: int, outcomes: dict[str, Any]) -> None:
+            if on_done is not None:
+                on_done(serial)
+            sock.send({"type": "RESULT", "id": request_id, "serial": serial, "outcomes": outcomes})
+
+        def sent(serial: int) -> None:
+            if on_sent is not None:
+                on_sent(serial)
+            sock.send({
+                "type": "ACCEPTED", "id": request_id, "serial": serial, "nodes": nodes,
+                "down": self.nodes.missing(nodes),
+            })
+            self.tracker.expect(serial, nodes, wait, completed,
+                                is_state=self.comm.model.is_state(message),
+                                due=message.get("time"))
+
+        try:
+            encoded = self.comm.check_size(message)
+        except MessageTooLarge as e:
+            self.refuse(sock, msg, str(e))
+            return
+        if on_valid is not None:
+            on_valid(message)
+        self.comm.stamp(message, self.comm.node_set(target, nodes), sent, encoded)
+
+    def check_catalogue(self, message: dict[str, Any], nodes: list[str]) -> None:
+        """Refuse, before sending, what the targeted nodes' agents cannot accept."""
+        if message["type"] not in ("SET", "COMMAND"):
+            return
+        registered = [n for n in nodes if (r := self.nodes.get(n)) and r.registered]
+        if not registered:
+            return  # nobody to ask yet; the nodes check it themselves
+        catalogue = self.nodes.catalogue(registered)
+        agent_type = message["agent"]
+        description = catalogue.get(agent_type)
+        if description is None:
+            raise RequestError(
+                f"no targeted node has an agent of type {agent_type!r} "
+                f"(they have: {', '.join(sorted(catalogue)) or 'none'}); see `seer agents`"
+            )
+        if message["type"] == "SET":
+            declared = {v["name"]: Var.from_json(v) for v in description.get("variables", [])}
+            convert_vars(declared, message["vars"], agent_type)
+        elif message["command"] not in description.get("commands", []):
+            raise RequestError(
+                f"{agent_type} has no command {message['command']!r} "
+                f"(commands: {', '.join(description.get('commands', [])) or 'none'})"
+            )

@@ -1,0 +1,119 @@
+"""REPORT frames: what a node tells the controller, batched per reactor turn.
+
+Outcomes, agent events, the end of a snapshot and the cumulative
+acknowledgement wait for the end of the turn and leave in one REPORT; an
+acknowledgement with nothing else to carry waits ACK_DELAY so a burst of
+datagrams costs one frame.  While the controller is unreachable they are
+kept (up to BACKLOG_LIMIT each, oldest dropped and counted) and sent after
+the next WELCOME.  The daemon's counters ride along, throttled (see
+:meth:`Reporter._add_stats`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable
+
+#: An acknowledgement with no outcome to carry waits this long to batch.
+ACK_DELAY = 0.2
+#: The daemon's counters ride along with a REPORT at most this often ...
+STATS_INTERVAL = 5.0
+#: ... and, if only the traffic counters moved, this often.
+STATS_REFRESH = 60.0
+ROUTINE_COUNTERS = frozenset({"datagrams", "delivered", "dispatched"})
+#: Outcomes and events kept while the controller is unreachable.
+BACKLOG_LIMIT = 100_000
+
+
+class Reporter:
+    def __init__(self, clock: Any, link: Any, ack: Callable[[], int],
+                 counters: Callable[[], dict[str, int]], dropped: Counter[str]) -> None:
+        self.clock = clock
+        #: Has ``session`` (None while disconnected) and ``send(header)``.
+        self._link = link
+        self._ack = ack
+        self._counters = counters
+        #: Where the outcomes and events dropped from a full backlog are counted.
+        self._dropped = dropped
+        self._outcomes: list[list[Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._snapshot_done: int | None = None
+        #: The acknowledgement the controller last heard.
+        self.reported_ack = -1
+        self._stats_sent_at = float("-inf")
+        self._stats_last: dict[str, int] = {}
+        self._stats_call: Any = None
+        self._call: Any = None
+
+    def outcome(self, serial: int, status: str, error: str | None, result: Any,
+                at: float) -> None:
+        self._backlog(self._outcomes, [serial, status, error, result, round(at, 6)], "outcomes")
+        self.schedule(urgent=True)
+
+    def event(self, agent_type: str, group: str, event: str, data: dict[str, Any]) -> None:
+        self._backlog(self._events, {"agent": agent_type, "group": group, "event": event,
+                                     "data": data, "time": self.clock.seconds()}, "events")
+        self.schedule(urgent=True)
+
+    def snapshot_applied(self, serial: int) -> None:
+        self._snapshot_done = serial
+        self.schedule(urgent=True)
+
+    def _backlog(self, queue: list[Any], item: Any, what: str) -> None:
+        if len(queue) >= BACKLOG_LIMIT:
+            del queue[0]
+            self._dropped[f"{what}_dropped"] += 1
+        queue.append(item)
+
+    def schedule(self, urgent: bool) -> None:
+        """A REPORT at the end of this turn (urgent) or within ACK_DELAY."""
+        call = self._call
+        if call is not None and call.active():
+            if urgent and call.getTime() > self.clock.seconds():
+                call.reset(0)
+            return
+        self._call = self.clock.callLater(0 if urgent else ACK_DELAY, self.flush)
+
+    def flush(self) -> None:
+        self._call = None
+        if self._link.session is None:
+            return  # kept; sent after the next WELCOME
+        header: dict[str, Any] = {"type": "REPORT", "ack": self._ack()}
+        if self._outcomes:
+            header["outcomes"], self._outcomes = self._outcomes, []
+        if self._events:
+            header["events"], self._events = self._events, []
+        if self._snapshot_done is not None:
+            header["snapshot"], self._snapshot_done = self._snapshot_done, None
+        self._add_stats(header)
+        self._link.send(header)
+        self.reported_ack = header["ack"]
+
+    def _add_stats(self, header: dict[str, Any]) -> None:
+        """Counters ride along at most once per STATS_INTERVAL when something
+        worth telling changed (a drop, a repair ...), and at least once per
+        STATS_REFRESH while traffic flows: a thousand nodes reporting every
+        datagram count each second would load the controller for nothing."""
+        now = self.clock.seconds()
+        due = self._stats_sent_at + STATS_INTERVAL
+        if now >= due:
+            counters = self._counters()
+            notable = {k: v for k, v in counters.items() if k not in ROUTINE_COUNTERS}
+            last = {k: v for k, v in self._stats_last.items() if k not in ROUTINE_COUNTERS}
+            stale = now - self._stats_sent_at >= STATS_REFRESH
+            if notable != last or (stale and counters != self._stats_last):
+                header["stats"] = self._stats_last = counters
+                self._stats_sent_at = now
+        elif self._stats_call is None or not self._stats_call.active():
+            self._stats_call = self.clock.callLater(due - now, self._stats_due)
+
+    def _stats_due(self) -> None:
+        self._stats_call = None
+        self.schedule(urgent=True)
+
+    def stop(self) -> None:
+        """Daemon shutdown: send what is queued, cancel the timers."""
+        self.flush()
+        for call in (self._call, self._stats_call):
+            if call is not None and call.active():
+                call.cancel()

@@ -1,0 +1,15 @@
+"""The messages a controller sends to the experiment: their types and the
+commands that set an agent group's run state.
+
+Shared by the controller (what a snapshot restores), the node (what a
+snapshot resumes) and the agent base class, none of which should import
+the others for it.
+"""
+
+from __future__ import annotations
+
+#: The message types a datagram may carry to the experiment.
+EXPERIMENT_MESSAGE_TYPES = frozenset({"COMMAND", "SET", "EXECUTE", "GET", "PUT"})
+
+#: Commands that set an agent group's run state, which snapshots restore.
+RUN_COMMANDS = {"START": "running", "STOP": "stopped"}
