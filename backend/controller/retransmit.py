@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 
-#: SEER's retirement age (seconds): older datagrams are not worth resending.
-RETIRE_AFTER = 120.0
+from seer.protocol.messages import RETIRE_AFTER
+
 #: The most serials one NACK may ask for; more and a snapshot is cheaper.
 MAX_REPAIR = 5000
 

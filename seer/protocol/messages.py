@@ -13,3 +13,7 @@ EXPERIMENT_MESSAGE_TYPES = frozenset({"COMMAND", "SET", "EXECUTE", "GET", "PUT"}
 
 #: Commands that set an agent group's run state, which snapshots restore.
 RUN_COMMANDS = {"START": "running", "STOP": "stopped"}
+
+#: SEER's retirement age (seconds): a datagram older than this is no longer
+#: kept for repairs, and a node still missing it gets a snapshot instead.
+RETIRE_AFTER = 120.0
