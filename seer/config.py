@@ -1,4 +1,5 @@
-"""Settings for `seer controller` and `seer daemon`: flags over a TOML file.
+"""Settings: for `seer controller` and `seer daemon`, flags over a TOML file;
+for clients, where the controller is when a testbed runs on this machine.
 
 Every setting has a type, a documented default and a help line; the same
 table makes the command-line flags, reads the optional TOML file (stdlib
@@ -6,16 +7,24 @@ table makes the command-line flags, reads the optional TOML file (stdlib
 then default.  A missing key takes its default; an unknown key or a value of
 the wrong type is a start-up error naming the key, the file and what was
 expected -- never a crash half-way through start-up.
+
+A client given no controller talks to the testbed `seer testbed up` started
+(:func:`testbed_client`).  That lookup lives here, below both the client
+and ``seer.testbed``, so that the client needs nothing of the testbed's
+builder and the testbed may use the client without a loop between them.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import math
-import tomllib
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # an annotation only: scripts that import the client need no argparse
+    import argparse
 
 
 class ConfigError(ValueError):
@@ -192,6 +201,8 @@ def load(settings: list[Setting], path: str | None, flags: dict[str, Any]) -> di
     known = {s.key: s for s in settings}
     from_file: dict[str, Any] = {}
     if path:
+        import tomllib  # only a service reads TOML; every client imports this module
+
         try:
             with open(path, "rb") as f:
                 from_file = tomllib.load(f)
@@ -231,6 +242,51 @@ def read_nodefile(path: str) -> list[str]:
         if line:
             names.extend(line.split())
     return names
+
+
+# -- the running testbed a client talks to by default ----------------------------------
+
+#: The file in a testbed's state folder that says how to reach it (written by
+#: seer.testbed.state).
+TESTBED_STATE_FILE = "testbed.json"
+
+
+def testbeds_root() -> Path:
+    """The folder of every testbed's state folder: $SEER_TESTBED_DIR or /run/seer/testbeds."""
+    return Path(os.environ.get("SEER_TESTBED_DIR") or "/run/seer/testbeds")
+
+
+def read_testbed(name: str) -> dict[str, Any] | None:
+    """The testbed's state (testbed.json), or None if it has none or it is unreadable."""
+    try:
+        return json.loads((testbeds_root() / name / TESTBED_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def known_testbeds() -> list[str]:
+    """Names of testbeds with a state folder."""
+    folder = testbeds_root()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / TESTBED_STATE_FILE).exists())
+
+
+def running_testbeds() -> list[dict[str, Any]]:
+    """States of testbeds that finished coming up and are not down."""
+    return [s for s in (read_testbed(n) for n in known_testbeds()) if s and s.get("up")]
+
+
+def testbed_client(name: str | None = None) -> dict[str, str] | None:
+    """controller, certs and identity of the named testbed (default:
+    $SEER_TESTBED), or of the only running one; None if there is none (or
+    several and none was named)."""
+    name = name or os.environ.get("SEER_TESTBED")
+    if name:
+        state = read_testbed(name)
+        return state["client"] if state and state.get("up") else None
+    up = running_testbeds()
+    return up[0]["client"] if len(up) == 1 else None
 
 
 def markdown_table(settings: list[Setting]) -> str:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import TEST_AGENTS
+from seer.client.polling import poll
 from seer.localrun import LocalExperiment
 
 
@@ -89,11 +90,4 @@ def node_stats(lab: LocalExperiment) -> dict[str, dict]:
 def eventually(read, holds, timeout: float = 15.0, interval: float = 0.5):
     """Read until ``holds(value)`` (nodes send their counters every 5 s at
     most); returns the last value read."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if holds(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+    return poll(read, holds, timeout=timeout, interval=interval)[0]

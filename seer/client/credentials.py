@@ -1,0 +1,82 @@
+"""Where a client finds its controller and its credentials.
+
+Each of the three comes from the caller (the CLI's --controller, --certs,
+--identity), else from SEER_CONTROLLER, SEER_CERTS, SEER_IDENTITY, else from
+the testbed `seer testbed up` started on this machine (SEER_TESTBED names one
+if several run; :func:`seer.config.testbed_client`), else from the defaults:
+127.0.0.1:7700, ./certs and the only experimenter certificate there.
+
+Certificates are loaded by the standard library's ``ssl``: a client loads
+neither Twisted nor cryptography.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from seer.config import testbed_client
+from seer.protocol.certs import CertDirectory, CertError
+from seer.protocol.tls import client_context
+
+DEFAULT_CONTROLLER = "127.0.0.1:7700"
+DEFAULT_CERTS = "certs"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a connection needs: the controller (HOST:PORT, or unix:PATH for a
+    script `seer run` started), the certificate folder and the experimenter
+    name (None: the only one in the folder)."""
+
+    controller: str
+    certs: str | Path
+    identity: str | None
+
+
+def resolve(controller: str | None = None, certs: str | Path | None = None,
+            identity: str | None = None) -> Credentials:
+    """The controller and credentials to use: arguments, environment, the
+    running testbed, defaults -- in that order, each on its own."""
+    controller = controller or os.environ.get("SEER_CONTROLLER")
+    if controller is None:
+        # The shell that ran `seer testbed up` talks to that testbed.
+        testbed = testbed_client()
+        if testbed is not None:
+            controller = testbed["controller"]
+            certs = certs or os.environ.get("SEER_CERTS") or testbed["certs"]
+            identity = identity or os.environ.get("SEER_IDENTITY") or testbed["identity"]
+    return Credentials(
+        controller=controller or DEFAULT_CONTROLLER,
+        certs=certs or os.environ.get("SEER_CERTS") or DEFAULT_CERTS,
+        identity=identity or os.environ.get("SEER_IDENTITY") or None,
+    )
+
+
+def experimenter_identity(directory: CertDirectory, identity: str | None) -> str:
+    """``identity``, or the only experimenter certificate of the folder; a
+    CertError saying what to do when there is none or several."""
+    if identity:
+        return identity
+    names = directory.experimenters()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise CertError(
+            f"no experimenter certificate in {directory.root}/experimenters; create one with "
+            f"`seer certs init --dir {directory.root} --experimenter NAME`"
+        )
+    raise CertError(
+        f"several experimenter certificates in {directory.root} ({', '.join(names)}); "
+        "choose one with --identity or SEER_IDENTITY"
+    )
+
+
+def tls_context(certs: str | Path, identity: str | None) -> tuple[ssl.SSLContext, str]:
+    """The mutual-TLS context of the experimenter, and the experimenter's name."""
+    directory = CertDirectory(certs)
+    name = experimenter_identity(directory, identity)
+    own = directory.require(directory.experimenter(name), f"experimenter {name}")
+    return client_context(directory.ca.cert, own), name
