@@ -28,7 +28,7 @@ from typing import Callable
 
 from seer.testbed.netns import (
     PREFIX,
-    CommandFailed,
+    ToolFailed,
     add_namespace,
     delete_namespace,
     in_namespace,
@@ -70,7 +70,7 @@ def _shape(ns: str, device: str, bandwidth: str | None, delay: str | None) -> No
         try:
             run(in_namespace(ns, ["tc", "qdisc", "add", "dev", device, "root", "handle", "1:",
                                   "netem", "delay", delay]))
-        except CommandFailed as e:
+        except ToolFailed as e:
             if "unknown" in e.output.lower():
                 raise BuildError(
                     f"delay {delay} needs the netem qdisc, which this kernel does not have; "
@@ -105,7 +105,7 @@ def build_network(topology: Topology, progress: Callable[[str], None] = lambda s
     name = topology.name
     try:
         _build(topology, progress)
-    except (CommandFailed, BuildError) as e:
+    except (ToolFailed, BuildError) as e:
         destroy_network(name)
         if isinstance(e, BuildError):
             raise

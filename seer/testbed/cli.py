@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any
 
-# The testbed modules are imported inside the commands: `seer` builds this
-# parser for every subcommand, and a daemon or controller should not carry
-# the testbed builder (and netaddr) for its whole life.
+# The testbed modules are imported inside the commands: building this parser
+# (seer.cli.build_parser() builds every command's) must not load the testbed
+# builder and netaddr into whatever process asked for it.
 
 
 class TestbedError(Exception):
@@ -175,12 +175,12 @@ def cmd_loss(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, epilog: str) -> None:
-    parser = sub.add_parser(
-        "testbed", help="a local testbed in network namespaces",
-        description="A DETER-style experiment on this machine: every node a network namespace, "
-                    "LANs and links as veth pairs and bridges, a control network, the "
-                    "controller and a daemon per node. Needs root; touches nothing of the host's.")
+def define(name: str, parser: argparse.ArgumentParser) -> None:
+    """Give `seer testbed` (made by seer.cli.main, which lists it) its actions."""
+    parser.description = (
+        "A DETER-style experiment on this machine: every node a network namespace, "
+        "LANs and links as veth pairs and bridges, a control network, the "
+        "controller and a daemon per node. Needs root; touches nothing of the host's.")
     actions = parser.add_subparsers(dest="testbed_command", metavar="ACTION")
     actions.required = True
 

@@ -1,7 +1,7 @@
 """Running `ip`, `tc` and `nft`, in the testbed's namespaces only.
 
 The testbed CLI is a plain program (no reactor), so these block.  Every
-command that fails raises :class:`CommandFailed` with the command and what
+command that fails raises :class:`ToolFailed` with the command and what
 it printed.
 """
 
@@ -16,7 +16,10 @@ from typing import Sequence
 PREFIX = "seer-"
 
 
-class CommandFailed(RuntimeError):
+class ToolFailed(RuntimeError):
+    """An `ip`, `tc` or `nft` command that failed (not a SEER command: that is
+    seer.client's CommandFailed)."""
+
     def __init__(self, argv: Sequence[str], output: str) -> None:
         super().__init__(f"`{shlex.join(argv)}` failed: {output.strip() or 'no output'}")
         self.output = output
@@ -28,9 +31,9 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
         done = subprocess.run(list(argv), input=input, capture_output=True, text=True,
                               timeout=timeout)
     except FileNotFoundError:
-        raise CommandFailed(argv, f"{argv[0]} is not installed") from None
+        raise ToolFailed(argv, f"{argv[0]} is not installed") from None
     if check and done.returncode != 0:
-        raise CommandFailed(argv, done.stderr or done.stdout)
+        raise ToolFailed(argv, done.stderr or done.stdout)
     return done.stdout
 
 
@@ -75,7 +78,7 @@ def can_build() -> str | None:
     probe = f"{PREFIX}probe-{os.getpid()}"
     try:
         add_namespace(probe)
-    except CommandFailed as e:
+    except ToolFailed as e:
         return f"this machine cannot create network namespaces ({e.output.strip()}); " \
                "use the loopback mode (controller and daemons on 127.0.0.1)"
     finally:

@@ -1,0 +1,60 @@
+"""What every command family of `seer` shares: the exit codes, the usage
+error, the client and message flags, and the experiment those flags name.
+
+Kept apart from :mod:`seer.cli.main` so that the families import this and
+main imports the families, never the other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the client is imported when a command runs, not to build the parser
+    from seer.client import Experiment
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+EPILOG = """\
+exit codes: 0 all targeted nodes applied it; 1 a node failed or did not
+confirm; 2 refused (bad request, nothing sent); 3 controller unreachable.
+
+The controller and credentials come from --controller/--certs/--identity,
+else SEER_CONTROLLER, SEER_CERTS, SEER_IDENTITY, else the testbed `seer
+testbed up` started (SEER_TESTBED names one if several run), else
+127.0.0.1:7700, ./certs and the only experimenter certificate there.
+"""
+
+
+class UsageError(Exception):
+    """A command line that names something impossible; exit code 2."""
+
+
+def client_flags(parser: argparse.ArgumentParser) -> None:
+    """--controller, --certs, --identity and --json, for every client command."""
+    parser.add_argument("--controller", metavar="HOST:PORT",
+                        help="the controller (default: $SEER_CONTROLLER or 127.0.0.1:7700)")
+    parser.add_argument("--certs", metavar="DIR", help="certificate folder (default: $SEER_CERTS or ./certs)")
+    parser.add_argument("--identity", metavar="NAME",
+                        help="experimenter certificate to use (default: $SEER_IDENTITY or the only one)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def message_flags(parser: argparse.ArgumentParser) -> None:
+    """--target, --timeout and --after/--at, for the commands that send a message."""
+    parser.add_argument("--target", "-t", metavar="SPEC",
+                        help="nodes: all (default), names with shell wildcards (client*), "
+                             "@ATTR[=VALUE], has:LABEL; comma separated")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for every node's outcome (default: the controller's, 10 s)")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--after", type=float, metavar="SECONDS",
+                      help="act this many seconds from now, on every node together")
+    when.add_argument("--at", type=float, metavar="UNIX_TIME", help="act at this time")
+
+
+def open_experiment(args: argparse.Namespace) -> Experiment:
+    """The experiment the client flags (or the environment, or the testbed) name."""
+    from seer.client import Experiment
+
+    return Experiment(args.controller, args.certs, args.identity)
