@@ -1,4 +1,7 @@
-"""Shared fixtures: certificates, fake reactors, and a reactor-hygiene check."""
+"""Fixtures shared by several test modules: the private testbed state, the
+experiment's certificates, a fake process reactor (the doubles themselves
+live in seer.testing), and a check that no test leaves timers on the global
+reactor."""
 
 from __future__ import annotations
 
@@ -35,6 +38,14 @@ def foreign_certs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("foreign-certs")
     certs.init(root, ["n1"], ["alice"], experiment="other")
     return root
+
+
+@pytest.fixture
+def process_reactor():
+    """A FakeProcessReactor: a clock, memory TCP, multicast and fake spawns."""
+    from seer.testing import FakeProcessReactor
+
+    return FakeProcessReactor()
 
 
 @pytest.fixture(autouse=True)

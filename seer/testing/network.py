@@ -1,4 +1,4 @@
-"""Test doubles for SEER and for agent authors' own tests.
+"""Fake network for tests: a reactor with multicast, and TLS frame sessions.
 
 Twisted's ``MemoryReactorClock`` has no multicast; :class:`FakeReactor` adds
 a recording multicast port, so a controller or daemon can be driven without
@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 
 from seer.protocol.tls import Identity
 from seer.protocol.wire import Frame, FrameDecoder
@@ -69,17 +72,31 @@ class FakeMulticastPort:
 
 
 class FakeReactor(MemoryReactorClock):
-    """MemoryReactorClock plus recording multicast ports."""
+    """MemoryReactorClock plus recording multicast ports, and answers to TCP connects."""
 
     def __init__(self) -> None:
         super().__init__()
         self.multicast: list[FakeMulticastPort] = []
+        self._answered_tcp = 0
 
     def listenMulticast(self, port: int, protocol: Any, interface: str = "",
                         maxPacketSize: int = 8192, listenMultiple: bool = False) -> FakeMulticastPort:
         fake = FakeMulticastPort(port, protocol, interface)
         self.multicast.append(fake)
         return fake
+
+    def answer_tcp(self, accept: bool) -> int:
+        """Accept (with a StringTransport) or refuse every TCP connect not yet
+        answered; returns how many there were."""
+        pending = list(zip(self.tcpClients, self.connectors))[self._answered_tcp:]
+        self._answered_tcp += len(pending)
+        for (host, port, factory, _, _), connector in pending:
+            if accept:
+                protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+                protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", host, port)))
+            else:
+                factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+        return len(pending)
 
 
 class _FakeTransport:
