@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,11 +71,50 @@ def test_agent_guide_examples_load_and_behave(tmp_path):
                for o in failed)
 
 
-def test_agent_guide_testing_example_runs(tmp_path):
-    registry = load_doc_agents(tmp_path)
+def test_agent_guide_testing_example_runs_as_written(tmp_path, monkeypatch):
+    # The guide's test module, run as an author would: its agent in counter.py
+    # on the path, every test_ function called.  Nothing is handed to it.
     guide = (DOCS / "AGENTS.md").read_text()
+    (counter,) = [code for code in blocks(guide, "python agent") if "class Counter(" in code]
+    (tmp_path / "counter.py").write_text(counter)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "counter", raising=False)
     (test_code,) = blocks(guide, "python test")
-    exec(compile(test_code, "AGENTS.md", "exec"), {"Counter": registry.types["COUNTER"]})
+    namespace: dict = {"__name__": "test_agents_md"}
+    exec(compile(test_code, "AGENTS.md", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    assert len(tests) >= 3, "the guide's testing example lost its tests"
+    for test in tests:
+        test()
+
+
+def test_agent_guide_code_imports_only_what_agent_authors_are_given():
+    # backend.agent and seer.testing are the agent author's API (and
+    # seer.client for experiment scripts); every other SEER module may move.
+    allowed = {"backend.agent", "seer.testing", "seer.client"}
+    guide = (DOCS / "AGENTS.md").read_text()
+    code = [c for tag in ("python agent", "python test", "python session", "python example")
+            for c in blocks(guide, tag)]
+    assert code
+    used = set()
+    for snippet in code:
+        for node in ast.walk(ast.parse(snippet)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used.update(alias.name for alias in node.names)
+    internal = {m for m in used if m.split(".")[0] in ("backend", "seer", "agents")} - allowed
+    assert internal == set(), f"docs/AGENTS.md imports SEER internals: {sorted(internal)}"
+    assert {"backend.agent", "seer.testing"} <= used
+
+
+def test_backend_agent_exports_what_an_agent_needs():
+    import backend.agent
+
+    needed = {"Agent", "TrafficAgent", "Var", "VarError", "AddressPool", "ProcessFailed",
+              "TargetRefused"}
+    assert needed <= set(backend.agent.__all__)
+    assert all(getattr(backend.agent, name, None) is not None for name in needed)
 
 
 def test_agent_guide_validate_example_refuses_per_node(tmp_path):
@@ -152,7 +193,6 @@ def test_agent_guide_lists_every_shipped_agent_with_its_variables_as_in_the_code
 
 
 def test_agent_guide_examples_set_only_variables_the_agents_have():
-    import ast
 
     from backend.runtime.agentloader import default_registry
 
@@ -180,7 +220,6 @@ def test_agent_guide_examples_set_only_variables_the_agents_have():
 
 
 def test_experiments_guide_code_parses_and_sets_only_real_variables():
-    import ast
 
     from backend.runtime.agentloader import default_registry
 
