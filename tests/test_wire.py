@@ -17,7 +17,7 @@ from seer.protocol.datagrams import (
     decode_datagram,
     encode_datagram,
 )
-from seer.protocol.wire import FrameDecoder, WireError, encode_frame
+from seer.protocol.wire import PROTOCOL_VERSION, FrameDecoder, WireError, encode_frame
 
 KEYS = SigningKeys.generate()
 VERIFY = KEYS.verifying()
@@ -69,10 +69,12 @@ def test_oversized_frame_is_refused_before_buffering_it():
 
 def test_wrong_frame_version_is_refused():
     data = bytearray(encode_frame({"type": "A"}))
-    data[4] = 99
+    data[4] = 1  # a SEER of protocol version 1
     with pytest.raises(WireError) as e:
         FrameDecoder().feed(bytes(data))
     assert e.value.reason == "version"
+    assert "run the same SEER release on the controller, the daemons and the clients" in \
+        str(e.value)
 
 
 def test_decoder_stays_failed_after_an_error():
@@ -85,7 +87,7 @@ def test_decoder_stays_failed_after_an_error():
 
 @pytest.mark.parametrize("payload", [b"[1,2]", b'{"no":"type"}', b"\xff\xfe", b"NaN", b'{"type":5}'])
 def test_frame_header_must_be_an_object_with_a_type(payload):
-    body = struct.pack(">BI", 1, len(payload)) + payload
+    body = struct.pack(">BI", PROTOCOL_VERSION, len(payload)) + payload
     with pytest.raises(WireError) as e:
         FrameDecoder().feed(struct.pack(">I", len(body)) + body)
     assert e.value.reason == "body"
@@ -170,10 +172,11 @@ def test_truncated_and_oversized_datagrams_are_refused():
 
 def test_wrong_version_datagram_is_refused():
     datagram = bytearray(encode_datagram(KEYS, KIND_MESSAGES, 7, 1, [command()]))
-    datagram[4] = 2
+    datagram[4] = 1  # a SEER of protocol version 1
     with pytest.raises(WireError) as e:
         decode_datagram(VERIFY, bytes(datagram))
     assert e.value.reason == "version"
+    assert "protocol version 1, but this SEER speaks version 2" in str(e.value)
 
 
 def test_signed_but_malformed_body_is_refused():
@@ -219,7 +222,7 @@ def test_datagram_decoder_raises_only_wire_error_on_arbitrary_bytes(data):
 @given(st.binary(min_size=0, max_size=200))
 @settings(max_examples=300)
 def test_datagram_with_valid_header_and_random_rest_raises_only_wire_error(rest):
-    header = struct.pack(">4sBBQQH", b"SEER", 1, 1, 7, 1, 1)
+    header = struct.pack(">4sBBQQH", b"SEER", PROTOCOL_VERSION, 1, 7, 1, 1)
     try:
         decode_datagram(VERIFY, header + rest)
     except WireError:
@@ -327,7 +330,7 @@ def test_a_sealed_batch_past_the_last_serial_is_refused():
 
 def test_numbers_that_overflow_to_infinity_are_refused():
     body = b'{"type":"COMMAND","id":1e999}'
-    data = struct.pack(">IBI", 5 + len(body), 1, len(body)) + body
+    data = struct.pack(">IBI", 5 + len(body), PROTOCOL_VERSION, len(body)) + body
     with pytest.raises(WireError, match="out of range"):
         FrameDecoder().feed(data)
     signed = datagrams._seal(KEYS, KIND_MESSAGES, 7, 1, 1,

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from seer.protocol.messages import EXPERIMENT_MESSAGE_TYPES
-from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps
+from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps, version_mismatch
 
 # RSA rather than elliptic curves: one controller signs each datagram once
 # and every node verifies it, and RSA verification is several times cheaper
@@ -223,7 +223,7 @@ def peek_datagram_header(data: bytes) -> tuple[int, int, int, int]:
     if version != PROTOCOL_VERSION:
         raise WireError(
             "version",
-            f"datagram version {version}, this SEER speaks {PROTOCOL_VERSION}",
+            version_mismatch("datagram", version),
         )
     if kind not in DATAGRAM_KINDS:
         raise WireError("kind", f"unknown datagram kind {kind}")

@@ -24,7 +24,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-PROTOCOL_VERSION = 1
+#: Version 2 (this release): see docs/PROTOCOL.md, "Changes in version 2".
+PROTOCOL_VERSION = 2
 
 #: Largest stream frame accepted (bytes after the length field).  Files larger
 #: than this travel in several frames.
@@ -65,6 +66,13 @@ def decode_json(data: bytes, what: str) -> Any:
                           parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise WireError("body", f"{what} is not UTF-8 JSON ({e})") from None
+
+
+def version_mismatch(what: str, version: int) -> str:
+    """What to tell a peer (and the operator) of another protocol version."""
+    return (f"{what} of SEER protocol version {version}, but this SEER speaks version "
+            f"{PROTOCOL_VERSION}; run the same SEER release on the controller, the daemons "
+            "and the clients")
 
 
 def dumps(value: Any) -> bytes:
@@ -119,7 +127,7 @@ def decode_frame_body(body: bytes) -> Frame:
     if version != PROTOCOL_VERSION:
         raise WireError(
             "version",
-            f"frame version {version}, this SEER speaks {PROTOCOL_VERSION}",
+            version_mismatch("frame", version),
         )
     end = _FRAME_PREFIX.size + json_len
     if end > len(body):
