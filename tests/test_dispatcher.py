@@ -11,32 +11,41 @@ from backend.runtime.agentloader import AgentRegistry
 from backend.node.dispatcher import Dispatcher
 
 
-class Slow(Agent):
-    AGENT_TYPE = "SLOW"
-    VARIABLES = [Var("rate", "int", 1, "a rate")]
-    pending: list[Deferred] = []
-    log_: list[str] = []
+class Calls:
+    """What one test's SLOW agents did: no class-level state shared between tests."""
 
-    def configDone(self):
-        d = Deferred()
-        Slow.pending.append(d)
-        Slow.log_.append(f"configDone rate={self.getNodeVar('rate')}")
-        return d
+    def __init__(self) -> None:
+        self.pending: list[Deferred] = []
+        self.log: list[str] = []
 
-    def handleSTART(self):
-        Slow.log_.append("START")
 
-    def handleSTOP(self):
-        Slow.log_.append("STOP")
+def slow_agent(calls: Calls) -> type[Agent]:
+    class Slow(Agent):
+        AGENT_TYPE = "SLOW"
+        VARIABLES = [Var("rate", "int", 1, "a rate")]
 
-    def handleBOOM(self, args):
-        raise RuntimeError(f"boom {args.get('x')}")
+        def configDone(self):
+            d = Deferred()
+            calls.pending.append(d)
+            calls.log.append(f"configDone rate={self.getNodeVar('rate')}")
+            return d
 
-    def handleNEVER(self):
-        return Deferred()
+        def handleSTART(self):
+            calls.log.append("START")
 
-    def handleREFUSE(self):
-        raise ValueError("not on a Sunday")
+        def handleSTOP(self):
+            calls.log.append("STOP")
+
+        def handleBOOM(self, args):
+            raise RuntimeError(f"boom {args.get('x')}")
+
+        def handleNEVER(self):
+            return Deferred()
+
+        def handleREFUSE(self):
+            raise ValueError("not on a Sunday")
+
+    return Slow
 
 
 class Other(Agent):
@@ -47,11 +56,14 @@ class Other(Agent):
 
 
 @pytest.fixture
-def setup():
-    Slow.pending.clear()
-    Slow.log_.clear()
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+def setup(calls):
     registry = AgentRegistry()
-    registry.add(Slow, "test")
+    registry.add(slow_agent(calls), "test")
     registry.add(Other, "test")
     clock = Clock()
     outcomes: list = []
@@ -72,16 +84,16 @@ def test_messages_for_other_nodes_are_not_dispatched(setup):
     assert outcomes == [] and d.instances == {}
 
 
-def test_start_waits_for_an_asynchronous_set_of_the_same_group(setup):
+def test_start_waits_for_an_asynchronous_set_of_the_same_group(setup, calls):
     d, outcomes, _ = setup
     d.dispatch(1, {"type": "SET", "agent": "SLOW", "group": "g", "vars": {"rate": 5}, "target": "*"})
     d.dispatch(2, cmd("START"))
     d.dispatch(3, cmd("PING", agent="OTHER"))
     # The other group went ahead; START waits behind configDone.
-    assert Slow.log_ == ["configDone rate=5"]
+    assert calls.log == ["configDone rate=5"]
     assert outcomes == [(3, "applied", None, {"pong": True})]
-    Slow.pending[0].callback(None)
-    assert Slow.log_ == ["configDone rate=5", "START"]
+    calls.pending[0].callback(None)
+    assert calls.log == ["configDone rate=5", "START"]
     assert [o[:2] for o in outcomes] == [(3, "applied"), (1, "applied"), (2, "applied")]
     assert d.run_state[("SLOW", "g")] == "running"
 
@@ -104,10 +116,10 @@ def test_unknown_agent_type_and_command_fail_with_what_exists(setup):
     assert "SLOW has no command 'LAUNCH' (commands: BOOM, NEVER, REFUSE, START, STATS, STOP, VARS)" in outcomes[1][2]
 
 
-def test_bad_set_fails_and_changes_nothing(setup):
+def test_bad_set_fails_and_changes_nothing(setup, calls):
     d, outcomes, _ = setup
     d.dispatch(1, {"type": "SET", "agent": "SLOW", "group": "g", "vars": {"rate": 2}, "target": "*"})
-    Slow.pending[0].callback(None)
+    calls.pending[0].callback(None)
     d.dispatch(2, {"type": "SET", "agent": "SLOW", "group": "g",
                    "vars": {"rate": "fast", "bogus": 1}, "target": "*"})
     assert outcomes[1][1] == "failed"
@@ -144,11 +156,11 @@ def test_snapshot_restores_variables_and_run_state(setup):
     assert len(done[0]) == 1 and "snapshot of NOPE y" in done[0][0]
 
 
-def test_snapshot_starts_a_group_that_should_be_running(setup):
+def test_snapshot_starts_a_group_that_should_be_running(setup, calls):
     d, outcomes, _ = setup
     d.apply_snapshot([{"agent": "SLOW", "group": "g", "vars": {"rate": 3}, "run": "running"}])
-    Slow.pending[0].callback(None)
-    assert Slow.log_ == ["configDone rate=3", "START"]
+    calls.pending[0].callback(None)
+    assert calls.log == ["configDone rate=3", "START"]
     assert d.run_state[("SLOW", "g")] == "running"
     assert outcomes == []  # snapshots report through the daemon, not per message
 
