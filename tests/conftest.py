@@ -1,7 +1,10 @@
-"""Fixtures shared by several test modules: the private testbed state, the
+"""What several test modules share: the private testbed state, the
 experiment's certificates, a fake process reactor (the doubles themselves
-live in seer.testing), and a check that no test leaves timers on the global
-reactor."""
+live in seer.testing), a check that no test leaves timers on the global
+reactor, and the paths and topologies more than one module reads.
+
+Test modules import from here (or from the helpers in e2e.py and
+procfs.py), never from one another."""
 
 from __future__ import annotations
 
@@ -14,6 +17,25 @@ from seer.protocol import certs
 
 TESTS = Path(__file__).resolve().parent
 TEST_AGENTS = TESTS / "agents"
+#: The shipped example topologies.
+EXAMPLE_TOPOLOGIES = TESTS.parent / "examples" / "topologies"
+#: Two hosts with two routers between them, a link with its own subnet, a shaped LAN.
+CHAIN_TOPOLOGY = """
+name = "chain"
+[nodes.r1]
+router = true
+[nodes.r2]
+router = true
+[lans.left]
+nodes = ["a", "r1"]
+[links.middle]
+nodes = ["r1", "r2"]
+subnet = "198.18.50.0/30"
+[lans.right]
+nodes = ["r2", "b"]
+bandwidth = "10mbit"
+loss = "2%"
+"""
 
 
 @pytest.fixture(scope="session", autouse=True)

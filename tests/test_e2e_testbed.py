@@ -17,7 +17,7 @@ from seer.testbed.netns import can_build, in_namespace
 from seer.testbed.topology import load_topology, parse_topology
 
 from e2e import eventually
-from test_topology import CHAIN, EXAMPLES
+from conftest import CHAIN_TOPOLOGY as CHAIN, EXAMPLE_TOPOLOGIES as EXAMPLES
 
 REASON = can_build()
 pytestmark = [pytest.mark.e2e, pytest.mark.netns,

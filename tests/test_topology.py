@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import CHAIN_TOPOLOGY as CHAIN, EXAMPLE_TOPOLOGIES as EXAMPLES
 from seer.testbed.topology import TopologyError, load_topology, parse_topology
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "topologies"
-
-CHAIN = """
-name = "chain"
-[nodes.r1]
-router = true
-[nodes.r2]
-router = true
-[lans.left]
-nodes = ["a", "r1"]
-[links.middle]
-nodes = ["r1", "r2"]
-subnet = "198.18.50.0/30"
-[lans.right]
-nodes = ["r2", "b"]
-bandwidth = "10mbit"
-loss = "2%"
-"""
 
 
 def test_addresses_come_in_order_from_automatic_subnets():
