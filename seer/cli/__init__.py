@@ -1,6 +1,6 @@
-"""The `seer` command line: one module per command family and a main.
+"""The `seer` command line: one module per command family and an entry point.
 
-``seer.cli.main`` assembles the parser and maps errors to exit codes;
+``seer.cli.entry`` assembles the parser and maps errors to exit codes;
 ``common`` has what the families share; the families are ``services``
 (`seer controller`, `seer daemon`), ``certs`` (`seer certs init`),
 ``info`` (`nodes`, `agents`, `status`, `watch`), ``messages`` (`set`,
@@ -11,7 +11,7 @@
 ``python -m seer.cli`` run it too.
 """
 
-from seer.cli.main import (
+from seer.cli.entry import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,

@@ -1,5 +1,5 @@
 """``python -m seer.cli``: the `seer` command line, as ``python -m seer``."""
 
-from seer.cli.main import main
+from seer.cli.entry import main
 
 raise SystemExit(main())

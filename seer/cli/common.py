@@ -1,8 +1,8 @@
 """What every command family of `seer` shares: the exit codes, the usage
 error, the client and message flags, and the experiment those flags name.
 
-Kept apart from :mod:`seer.cli.main` so that the families import this and
-main imports the families, never the other way round.
+Kept apart from :mod:`seer.cli.entry` so that the families import this and
+the entry imports the families, never the other way round.
 """
 
 from __future__ import annotations

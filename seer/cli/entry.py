@@ -1,5 +1,7 @@
 """`seer`'s entry point: the parser assembled from the command families,
-main(), and the mapping of errors to exit codes.
+main(), and the mapping of errors to exit codes.  (Not ``main.py``: that
+module would be shadowed by the ``seer.cli.main`` function, the console
+script, which the package re-exports.)
 
 Processes:   seer controller | seer daemon | seer certs init | seer testbed
 Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |

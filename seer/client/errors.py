@@ -1,7 +1,7 @@
 """The errors the client raises, one class per thing the caller can do about it.
 
 :class:`SeerError` is the base of them all; the command line maps each to
-its exit code (``seer.cli.main``).
+its exit code (``seer.cli.entry``).
 """
 
 from __future__ import annotations

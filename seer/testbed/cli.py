@@ -176,7 +176,7 @@ def cmd_loss(args: argparse.Namespace) -> int:
 
 
 def define(name: str, parser: argparse.ArgumentParser) -> None:
-    """Give `seer testbed` (made by seer.cli.main, which lists it) its actions."""
+    """Give `seer testbed` (made by seer.cli.entry, which lists it) its actions."""
     parser.description = (
         "A DETER-style experiment on this machine: every node a network namespace, "
         "LANs and links as veth pairs and bridges, a control network, the "
