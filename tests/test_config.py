@@ -79,3 +79,20 @@ def test_nodefile(tmp_path):
     path = tmp_path / "nodes"
     path.write_text("# the experiment\nclient1 client2\n\nserver1  # web\n")
     assert read_nodefile(str(path)) == ["client1", "client2", "server1"]
+
+
+def test_the_testbed_lookup_reads_what_the_testbed_writes(tmp_path, monkeypatch):
+    from seer.config import known_testbeds, read_testbed, testbed_client
+    from seer.testbed import state
+
+    monkeypatch.setenv("SEER_TESTBED_DIR", str(tmp_path))
+    monkeypatch.delenv("SEER_TESTBED", raising=False)
+    assert known_testbeds() == [] and testbed_client() is None
+    state.write("demo", {"up": True, "client": {"controller": "198.18.0.1:7700"}})
+    (tmp_path / "half").mkdir()  # a folder without its state file is not a testbed
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "testbed.json").write_text("{not json")
+    assert known_testbeds() == ["demo", "garbled"]
+    assert read_testbed("garbled") is None
+    assert testbed_client() == {"controller": "198.18.0.1:7700"}
+    assert testbed_client("garbled") is None

@@ -126,3 +126,35 @@ def test_seer_profile_writes_a_cprofile_of_the_run(tmp_path, certs_dir):
         proc.stderr.close()
     stats = pstats.Stats(str(tmp_path / f"controller.prof.{proc.pid}"))
     assert stats.total_calls > 0
+
+
+def test_client_commands_against_a_controller_load_no_twisted_or_x509(tmp_path, certs_dir):
+    # issue 17: a client command's time is its imports; the fresh process
+    # that talks to a real controller must not load the Twisted/TLS stack.
+    import json
+
+    from e2e import lab_for
+
+    probe = ("import json, sys; from seer.cli import main; "
+             "codes = [main(argv) for argv in json.loads(sys.argv[1])]; "
+             "print(json.dumps([codes, sorted(m for m in ('twisted', 'OpenSSL', "
+             "'cryptography.x509') if m in sys.modules)]))")
+    (tmp_path / "script.py").write_text("from seer.client import Experiment\n"
+                                        "with Experiment() as exp:\n    print(len(exp.nodes()))\n")
+    script = str(tmp_path / "script.py")
+    command_lines = [
+        ["nodes", "--wait", "n1", "n2"], ["agents"], ["status"], ["watch", "--once"],
+        ["set", "RECORDER", "g", "label=x"], ["command", "RECORDER", "g", "RECORD", "i=1"],
+        ["put", script], ["get", "files/script.py", "--into", str(tmp_path / "got")],
+        ["run", "--quiet", script],
+    ]
+    with lab_for(tmp_path / "lab", certs_dir, 2) as lab:
+        run = subprocess.run([sys.executable, "-c", probe, json.dumps(command_lines)],
+                             capture_output=True, text=True, timeout=120, env=lab.env(),
+                             cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    codes, loaded = json.loads(run.stdout.splitlines()[-1])
+    assert codes == [0] * len(command_lines), run.stdout + run.stderr
+    assert loaded == []
+    assert (tmp_path / "got" / "n1" / "files" / "script.py").read_bytes() == \
+        (tmp_path / "script.py").read_bytes()
