@@ -27,6 +27,12 @@ def children(parent: int) -> list[tuple[int, str]]:
     return out
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    stat = _stat(str(pid))
+    return stat is not None and stat[0] != "Z"
+
+
 def zombies(parent: int) -> list[int]:
     return [pid for pid, state in children(parent) if state == "Z"]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 
 import pytest
 
-from e2e import lab_for
+from e2e import eventually, lab_for
 from procfs import tagged, zombies
 from seer import client as seer_client
 from seer.client import CommandFailed, RequestRefused
@@ -29,12 +28,23 @@ def agent_tag(lab, node: str, agent: str, group: str) -> str:
 
 def no_leftovers(lab, agent: str, group: str) -> None:
     for node, proc in lab.daemons.items():
-        for _ in range(50):
-            if not tagged(agent_tag(lab, node, agent, group)):
-                break
-            time.sleep(0.1)
-        assert tagged(agent_tag(lab, node, agent, group)) == [], node
+        tag = agent_tag(lab, node, agent, group)
+        assert eventually(lambda: tagged(tag), lambda pids: pids == [], timeout=5,
+                          interval=0.1) == [], node
         assert zombies(proc.pid) == [], node
+
+
+def served_sizes(lab, group: str) -> list[bytes]:
+    log = lab.workdir / f"nodes/n1/HTTPLIKE-{group}/agent.log"  # written from its first line
+    return re.findall(rb"served /(\d+) ", log.read_bytes()) if log.exists() else []
+
+
+def client_logs(lab, group: str, nodes) -> dict[str, bytes]:
+    logs = {}
+    for n in nodes:
+        path = lab.workdir / f"nodes/{n}/HTTPLIKE-{group}/clients.log"
+        logs[n] = path.read_bytes() if path.exists() else b""
+    return logs
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +66,25 @@ def test_a_seer_style_session_runs_real_servers_and_clients(lab4, monkeypatch):
     assert result.ok and len(result.outcomes) == 4
     started = a.Start()
     assert started.outcomes["n1"].result == {"server": True, "clients": False}
-    for n in ("n2", "n3", "n4"):
+    clients = ("n2", "n3", "n4")
+    for n in clients:
         assert started.outcomes[n].result["clients"] is True
-    time.sleep(3)
+    # Until the server has answered six requests and every client node has
+    # seen one of its fetches through.
+    eventually(lambda: (served_sizes(lab4, "web1"), client_logs(lab4, "web1", clients)),
+               lambda seen: len(seen[0]) >= 6
+               and all(b"ended: exit code 0" in log for log in seen[1].values()),
+               timeout=30)
     stopped = a.Stop()
     assert stopped.ok
     seer_client._default_experiment.close()
 
-    served = re.findall(rb"served /(\d+) ", (lab4.workdir / "nodes/n1/HTTPLIKE-web1/agent.log").read_bytes())
+    served = served_sizes(lab4, "web1")
     assert len(served) >= 6, "the server answered too few requests"
     fetched = []
-    for n in ("n2", "n3", "n4"):
-        log = (lab4.workdir / f"nodes/{n}/HTTPLIKE-web1/clients.log").read_bytes()
+    for n, log in client_logs(lab4, "web1", clients).items():
         fetched += [int(x) for x in re.findall(rb"\[curl \d+ out\] (\d+)", log)]
-        assert b"ended: exit code 0" in log
+        assert b"ended: exit code 0" in log, n
     assert fetched and all(5000 <= size <= 200000 for size in fetched)
     assert sorted(fetched) == sorted(int(s) for s in served if int(s) in fetched)
     no_leftovers(lab4, "HTTPLIKE", "web1")
@@ -167,13 +182,18 @@ def test_daemon_shutdown_leaves_no_process_behind(tmp_path, certs_dir):
             web = exp.agent("HTTPLIKE", "w")
             web.set(servers="n1", clients="n2", think="constant(0.05)", port=port)
             web.start()
-            time.sleep(1)
         tags = {n: f"{n}/{p.pid}/" for n, p in lab.daemons.items()}
         pids = {n: p.pid for n, p in lab.daemons.items()}
-        assert tagged(tags["n1"]) and tagged(tags["n2"])
+        # The server on n1, the traffic controller and its clients on n2.
+        running = eventually(lambda: {n: tagged(tag) for n, tag in tags.items()},
+                             lambda found: all(found.values()), timeout=15, interval=0.1)
+        assert running["n1"] and running["n2"], running
     codes = lab.stop()
     assert codes["n1"] == 0 and codes["n2"] == 0
-    time.sleep(0.5)
-    for node, tag in tags.items():
-        assert tagged(tag) == [], node
-        assert not os.path.exists(f"/proc/{pids[node]}")
+    left = eventually(
+        lambda: {n: (tagged(tag), os.path.exists(f"/proc/{pids[n]}")) for n, tag in tags.items()},
+        lambda found: all(not procs and not alive for procs, alive in found.values()),
+        timeout=5, interval=0.1)
+    for node, (procs, daemon_alive) in left.items():
+        assert procs == [], node
+        assert not daemon_alive, node

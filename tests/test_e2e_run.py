@@ -5,11 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from e2e import lab_for, records
+from e2e import eventually, lab_for, records
 
 pytestmark = pytest.mark.e2e
 
@@ -91,11 +90,10 @@ os._exit(5)  # no teardown at all
 """)
     run = lab3.cli("run", "-q", str(script))
     assert run.returncode == 5
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if all(records(lab3, n, "orphan")[-1:] == [{"event": "STOP"}] for n in ("n1", "n2", "n3")):
-            break
-        time.sleep(0.2)
+    # The controller notices the script's end and stops the groups it started.
+    eventually(lambda: {n: records(lab3, n, "orphan")[-1:] for n in ("n1", "n2", "n3")},
+               lambda last: all(r == [{"event": "STOP"}] for r in last.values()),
+               timeout=10, interval=0.2)
     for node in ("n1", "n2", "n3"):
         assert [r.get("event") for r in records(lab3, node, "orphan")] == ["START", "STOP"]
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -16,8 +15,9 @@ from seer.testbed import build, runner, state
 from seer.testbed.netns import can_build, in_namespace
 from seer.testbed.topology import load_topology, parse_topology
 
-from e2e import eventually
 from conftest import CHAIN_TOPOLOGY as CHAIN, EXAMPLE_TOPOLOGIES as EXAMPLES
+from e2e import eventually
+from procfs import running
 
 REASON = can_build()
 pytestmark = [pytest.mark.e2e, pytest.mark.netns,
@@ -89,9 +89,11 @@ def test_the_cli_in_the_same_shell_reaches_the_testbed_and_down_works_after_a_cr
         run = seer("testbed", "exec", "client1", "--", "ping", "-c1", "-W2", "198.18.10.2")
         assert run.returncode == 0, run.stdout + run.stderr
         # A crash: every process killed, state left behind.
-        for pid in build.processes_in(name):
+        killed = build.processes_in(name)
+        for pid in killed:
             os.kill(pid, signal.SIGKILL)
-        time.sleep(0.3)
+        assert eventually(lambda: [pid for pid in killed if running(pid)], lambda alive: not alive,
+                          timeout=5, interval=0.05) == []
     finally:
         down = seer("testbed", "down", name)
     assert down.returncode == 0 and f"testbed {name} is down" in down.stdout
