@@ -119,11 +119,6 @@ class FakeProcess:
         """Reaped (processExited has been called)."""
         return self.reason is not None
 
-    @property
-    def command(self) -> list[str]:
-        """The argv as spawned (including any wrapper such as setsid)."""
-        return self.args
-
     def runs(self, program: str) -> bool:
         """Whether ``program`` (a name or a path) is one of the argv words."""
         return any(a == program or os.path.basename(a) == program for a in self.args)
@@ -240,12 +235,6 @@ class FakeProcessReactor(FakeReactor):
     def find(self, program: str) -> list[FakeProcess]:
         """Every spawn (running or not) of ``program``."""
         return [p for p in self.spawned if p.runs(program)]
-
-    def kill_group(self, pid: int, number: int) -> None:
-        """Signal a fake process group (the fake has one process per group)."""
-        process = _fake_pids.get(pid)
-        if process is not None:
-            process.receive_signal(number)
 
     def getThreadPool(self) -> _SynchronousThreadPool:
         return self._pool
