@@ -8,9 +8,12 @@ the entry imports the families, never the other way round.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the client is imported when a command runs, not to build the parser
+# Type checkers take any TYPE_CHECKING as true.  It is not typing's: `seer
+# --help` loads nothing but argparse and this package, and typing alone would
+# add a tenth of that (the client is imported when a command runs).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from seer.client import Experiment
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
