@@ -46,7 +46,7 @@ class Cbr(ToolRunAgent):
             bind = f"{own_address(self)}:{self.getNodeVar('port')}"
             self.spawn([sys.executable, "-m", "agents.tools.cbr", "sink", "--bind", bind,
                         "--idle", str(self.getNodeVar("idle"))],
-                       name="cbr sink", on_line=self.tool_line)
+                       name="cbr sink", on_line=self.tool_line, ends_run=True)
             started["sink"] = bind
         if self.nodename in self.getNodeVar("senders"):
             delay = self.getNodeVar("warmup")
@@ -60,7 +60,7 @@ class Cbr(ToolRunAgent):
                     f"{address}:{self.getNodeVar('port')}", "--bind", own_address(self),
                     "--rate", str(self.getNodeVar("rate")), "--size", str(self.getNodeVar("size")),
                     "--duration", str(self.getNodeVar("duration"))],
-                   name=f"cbr send {address}", on_line=self.tool_line)
+                   name=f"cbr send {address}", on_line=self.tool_line, ends_run=True)
 
     def result(self, kind: str, data: dict[str, Any]) -> None:
         super().result(kind, data)

@@ -82,7 +82,8 @@ class Flooder(ToolRunAgent):
                     "--count", str(self.getNodeVar("count")), "--sources", ",".join(sources),
                     "--allowed", ",".join(allowed), "--port", str(self.getNodeVar("port")),
                     "--size", str(self.getNodeVar("size")), "--seed", str(self.getNodeVar("seed"))]
-            self.spawn(argv, name=f"flood {target.address}", on_line=self.tool_line)
+            self.spawn(argv, name=f"flood {target.address}", on_line=self.tool_line,
+                       ends_run=True)
         return {"flooding": [t.address for t in targets], "sources": sources}
 
     def result(self, kind: str, data: dict[str, Any]) -> None:

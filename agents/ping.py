@@ -52,7 +52,8 @@ class Ping(Agent):
                     "-W", "2"]
             argv += ["-c", str(count)] if count else ["-w", "86400"]
             process = self.spawn(argv + [target.address], name=f"ping {label}",
-                                 on_line=lambda fd, line, r=result: self._line(r, line))
+                                 on_line=lambda fd, line, r=result: self._line(r, line),
+                                 ends_run=True)
             process.ended.addCallback(lambda _, lb=label: self._done(lb))
         return {"targets": sorted(self.results)}
 

@@ -74,7 +74,7 @@ class Tcpdump(Agent):
             listening: Deferred = Deferred()
             process = self.spawn(argv, name=f"tcpdump {iface}",
                                  on_line=lambda fd, line, i=iface, d=listening:
-                                 self._line(i, line, d))
+                                 self._line(i, line, d), ends_run=True)
             process.ended.addCallback(lambda p, d=listening, i=iface: self._ended(p, d, i))
             self.files[iface] = f"{Path(self.context.workdir).name}/capture-{iface}.pcap"
             ready.append(listening.addTimeout(READY_TIMEOUT, self.reactor))

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from seer.protocol.messages import RETIRE_AFTER
+
 if TYPE_CHECKING:  # an annotation only: scripts that import the client need no argparse
     import argparse
 
@@ -148,7 +150,7 @@ CONTROLLER_SETTINGS = [
     Setting("required", "list", [], "nodes that clients may wait for (seer nodes --wait)"),
     Setting("ping_interval", "float", 1.0,
             "seconds between PINGs when idle (nodes notice a lost last message)", 0.01),
-    Setting("retire_after", "float", 120.0,
+    Setting("retire_after", "float", RETIRE_AFTER,
             "seconds a sent datagram stays available for repairs", 1.0),
     Setting("checkpoint_interval", "float", 5.0, "seconds between checkpoints", 0.1),
     Setting("update_interval", "float", 1.0, "seconds between status updates to sinks", 0.1),

@@ -86,3 +86,17 @@ def global_reactor_left_clean():
 def pytest_collection_modifyitems(config, items):
     # End-to-end tests run after unit tests, so a quick failure shows first.
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+@pytest.fixture
+def lab(tmp_path, certs_dir):
+    """A controller on fakes (tests/controller_lab.py), nodes n1 n2 n3 n9 expected."""
+    from controller_lab import Lab, make_controller
+    from seer.testing import FakeReactor
+
+    reactor = FakeReactor()
+    reactor.advance(1_000_000)
+    c = make_controller(reactor, certs_dir, tmp_path / "state", nodefile=["n1", "n2", "n3", "n9"])
+    yield Lab(c, reactor)
+    if c.running:
+        c.stopService()

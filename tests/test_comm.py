@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from seer.protocol.targets import TargetError
-from test_controller import lab  # noqa: F401  (the fixture)
 
 
-def test_send_to_experiment_node_nodes_and_the_node_that_has(lab):  # noqa: F811
+def test_send_to_experiment_node_nodes_and_the_node_that_has(lab):
     lab.register("n1", addresses=["198.18.1.1"], labels=["router"])
     lab.register("n2", interfaces=[{"name": "eth1", "label": "link7"}])
     lab.register("n3", attributes={"sink": "true"})
@@ -24,7 +23,7 @@ def test_send_to_experiment_node_nodes_and_the_node_that_has(lab):  # noqa: F811
     assert [m["target"] for m in datagram.messages] == ["*", ["n1"], ["n2", "n3"], ["n2"], ["n1"]]
 
 
-def test_targeted_send_to_nobody_raises_and_sends_nothing(lab):  # noqa: F811
+def test_targeted_send_to_nobody_raises_and_sends_nothing(lab):
     lab.register("n1")
     with pytest.raises(TargetError):
         lab.c.comm.sendToNode({"type": "COMMAND"}, "zz")
@@ -32,7 +31,7 @@ def test_targeted_send_to_nobody_raises_and_sends_nothing(lab):  # noqa: F811
     assert lab.sender.take() == []
 
 
-def test_send_to_sinks_reaches_subscribed_clients_and_sink_nodes(lab):  # noqa: F811
+def test_send_to_sinks_reaches_subscribed_clients_and_sink_nodes(lab):
     sink_node = lab.register("n3", attributes={"sink": "true"})
     lab.register("n1")
     watcher = lab.client("bob")
@@ -41,7 +40,7 @@ def test_send_to_sinks_reaches_subscribed_clients_and_sink_nodes(lab):  # noqa: 
     assert sink_node.of_type("STREAM") and watcher.of_type("STREAM")
 
 
-def test_check_serial_records_acknowledgements_and_lag(lab):  # noqa: F811
+def test_check_serial_records_acknowledgements_and_lag(lab):
     lab.register("n1")
     lab.request(lab.client(), {"type": "COMMAND", "id": 1, "agent": "NOOP", "group": "g",
                                "command": "START"})

@@ -3,75 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from twisted.internet.defer import maybeDeferred
 
-from backend.controller import Controller
-from seer.testing import FakeReactor, FakeSession
+from controller_lab import CATALOGUE, command, make_controller
 from seer.protocol.datagrams import KIND_MESSAGES, KIND_PING, VerifyingKeys, decode_datagram
 from seer.protocol.wire import Frame
-
-CATALOGUE = {
-    "NOOP": {"type": "NOOP", "nice": "", "menu": "Control", "commands": ["ECHO", "START", "STOP"],
-             "variables": [{"name": "NODES", "type": "nodelist", "default": None, "help": ""},
-                           {"name": "note", "type": "string", "default": "", "help": ""},
-                           {"name": "count", "type": "int", "default": 0, "help": ""}]},
-}
-
-
-def synchronous(function, *args):
-    return maybeDeferred(function, *args)
-
-
-def make_controller(reactor, certs_dir, state_dir, **options):
-    c = Controller(("239.255.1.1", 7701), "ctl", reactor=reactor, certs=certs_dir,
-                   state_dir=state_dir, blocking=synchronous, **options)
-    c.startService()
-    return c
-
-
-@pytest.fixture
-def lab(tmp_path, certs_dir):
-    reactor = FakeReactor()
-    reactor.advance(1_000_000)
-    c = make_controller(reactor, certs_dir, tmp_path / "state", nodefile=["n1", "n2", "n3", "n9"])
-    yield Lab(c, reactor)
-    if c.running:
-        c.stopService()
-
-
-class Lab:
-    def __init__(self, controller, reactor):
-        self.c = controller
-        self.reactor = reactor
-        self.sender = reactor.multicast[0]
-        self.keys = None
-
-    def register(self, name, epoch=0, serial=0, **info):
-        s = FakeSession(name, "node")
-        self.c.sessionOpened(s)
-        header = dict({"type": "INFO", "name": name, "agents": CATALOGUE, "epoch": epoch,
-                       "serial": serial}, **info)
-        self.c.frameReceived(s, Frame(header))
-        welcome = s.of_type("WELCOME")[0]
-        self.keys = VerifyingKeys.from_json(welcome.get("keys"))
-        return s
-
-    def client(self, name="alice"):
-        s = FakeSession(name, "experimenter")
-        self.c.sessionOpened(s)
-        return s
-
-    def request(self, session, header):
-        self.c.frameReceived(session, Frame(header))
-        self.reactor.advance(0)  # the per-turn flush
-
-    def datagrams(self):
-        return [decode_datagram(self.keys, d) for d in self.sender.take()]
-
-
-def command(**extra):
-    return dict({"type": "COMMAND", "id": 1, "agent": "NOOP", "group": "g", "command": "START"},
-                **extra)
+from seer.testing import FakeReactor, FakeSession
 
 
 def test_multicast_is_ttl_1_on_the_configured_interface(lab):
@@ -207,7 +143,7 @@ def test_retired_serials_are_answered_with_a_snapshot(lab):
     (snapshot,) = n1.of_type("SNAPSHOT")
     assert snapshot.get("serial") == 2
     assert snapshot.get("snapshot")["groups"] == [
-        {"agent": "NOOP", "group": "g", "vars": {"note": "x"}, "run": "running"}]
+        {"agent": "NOOP", "group": "g", "vars": {"note": "x"}, "run": "running", "start": 2}]
 
 
 def test_retirement_runs_by_itself(lab):

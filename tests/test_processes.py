@@ -10,6 +10,7 @@ real processes, waiting for each event rather than for a fixed time.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 import signal
 import uuid
@@ -235,6 +236,13 @@ def until(condition, timeout: float = 10.0, interval: float = 0.02):
         yield deferLater(global_reactor, interval, lambda: None)
 
 
+def _command_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:  # gone meanwhile
+        return None
+
+
 def real_manager(tmp_path) -> ProcessManager:
     return manager(tmp_path, global_reactor)
 
@@ -264,7 +272,13 @@ def test_sweep_finds_processes_that_left_their_group(tmp_path):
     m = real_manager(tmp_path)
     p = m.spawn(["sh", "-c", "setsid sleep 60 >/dev/null 2>&1 & exit 0"])
     yield p.ended
-    yield until(lambda: len(tagged(m.tag)) == 1)  # the escaped sleep, in a session of its own
-    (stray,) = tagged(m.tag)
+
+    def escaped_sleeps():
+        # `setsid` forks when it leads its group: until the child has exec'd
+        # sleep, the tagged process may be setsid itself, about to exit.
+        return [pid for pid in tagged(m.tag) if _command_of(pid) == "sleep"]
+
+    yield until(lambda: len(escaped_sleeps()) == 1)  # in a session of its own
+    (stray,) = escaped_sleeps()
     assert sweep(m.tag) == [stray]
     yield until(lambda: tagged(m.tag) == [])

@@ -13,14 +13,21 @@ with SIGKILL and restarted replays the journal and continues the serial
 sequence without reusing a serial.  A torn record at the end of a journal
 (the kill landed mid-write) is ignored: its datagram was never sent.
 
+The journal also keeps, in the same order, what changes the node table and
+the ends of runs between checkpoints -- a registration with its agent
+catalogue, a new catalogue, a node forgotten on purpose, a run a node
+reported over -- so that a restart restores them exactly too.
+
 Journal record::
 
     length  u32 BE   bytes after the crc
     crc     u32 BE   zlib.crc32 of those bytes
     epoch   u64 BE
-    serial  u64 BE   first serial of the datagram
+    serial  u64 BE   first serial of the datagram (events: the last serial sent)
     sent_at f64 BE   controller clock, seconds
-    json    rest     the datagram's message array
+    json    rest     a datagram's message array, or an event object:
+                     {"registered": INFO}, {"catalogue": {...}},
+                     {"forgotten": NAME} or {"run_ended": {...}}
 """
 
 from __future__ import annotations
@@ -150,6 +157,10 @@ class JournalRecord:
     serial: int
     sent_at: float
     messages: list[dict[str, Any]]
+    #: The journal's sequence number (which checkpoint it follows).
+    seq: int = 0
+    #: An event record's object; None for a datagram's messages.
+    event: dict[str, Any] | None = None
 
     @property
     def last_serial(self) -> int:
@@ -164,6 +175,10 @@ class Journal:
         self.seq = seq
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._file = os.fdopen(fd, "ab", buffering=0)
+
+    def append_event(self, epoch: int, serial: int, at: float, event: dict[str, Any]) -> None:
+        """Journal one event (a registration, a run's end ...); JournalError if it cannot."""
+        self.append(epoch, serial, at, dumps(event))
 
     def append(self, epoch: int, serial: int, sent_at: float, messages_json: bytes) -> None:
         """Write one record completely, or raise JournalError and leave the
@@ -209,8 +224,11 @@ def read_journals(directory: Path | str, from_seq: int) -> Iterator[JournalRecor
                 break
             epoch, serial, sent_at = _RECORD_FIXED.unpack_from(payload)
             try:
-                messages = json.loads(payload[_RECORD_FIXED.size :])
+                body = json.loads(payload[_RECORD_FIXED.size :])
             except ValueError:
                 break
-            yield JournalRecord(epoch, serial, sent_at, messages)
+            if isinstance(body, dict):
+                yield JournalRecord(epoch, serial, sent_at, [], seq, body)
+            else:
+                yield JournalRecord(epoch, serial, sent_at, body, seq)
             offset = start + length

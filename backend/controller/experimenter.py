@@ -121,6 +121,21 @@ class ExperimenterDesk:
         for _, reply in list(self._waiters):
             reply()
 
+    def forget(self, sock: FrameSession, msg: Frame) -> None:
+        """Forget a node gone for good: no longer targeted or named in outcomes."""
+        name = msg.get("node")
+        record = self.c.nodes.get(name) if isinstance(name, str) else None
+        if record is None:
+            known = ", ".join(r.name for r in self.c.nodes) or "none"
+            self.c.refuse(sock, msg, f"no node {name!r} is known (known: {known})")
+            return
+        if record.up:
+            self.c.refuse(sock, msg, f"node {name} is up; stop its daemon before forgetting it")
+            return
+        self.c.nodes.forget(name)
+        self.c.persistence.record(self.c.comm, {"forgotten": name})
+        sock.send({"type": "REPLY", "id": msg.get("id"), "ok": True, "forgotten": name})
+
     def agents(self, sock: FrameSession, msg: Frame) -> None:
         agents: dict[str, Any] = {}
         for record in self.c.nodes:

@@ -14,7 +14,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from backend.controller.nodetable import InfoError, parse_catalogue, parse_info
+from backend.controller.nodetable import REGISTRATION, InfoError, parse_catalogue, parse_info
 from backend.controller.parsing import RequestError, parse_nack
 from backend.net.session import FrameSession
 from seer.protocol.wire import Frame
@@ -68,7 +68,8 @@ class NodeDesk:
         sock.state["node"] = name
         now = c.reactor.seconds()
         record = c.nodes.register(info, now, sock.peer)
-        c.persistence.node_changes += 1
+        c.persistence.record(c.comm, {"registered": dict(
+            {k: info[k] for k in REGISTRATION}, name=name, control_address=sock.peer)})
         comm = c.comm
         comm.flush()
         current = comm.sent_serial
@@ -80,15 +81,13 @@ class NodeDesk:
         if info["epoch"] == comm.epoch and info["serial"] <= current:
             record.serial = info["serial"]
             if info["serial"] < current and not comm.window.covers(info["serial"] + 1, current):
-                welcome["snapshot"] = comm.model.snapshot_for(name, now)
+                welcome["snapshot"] = self.snapshot_for(name, now)
         else:
             # A new daemon, another epoch, or a node ahead of us: start it
             # afresh from the state as of now.
             welcome["reset"] = True
-            welcome["snapshot"] = comm.model.snapshot_for(name, now)
+            welcome["snapshot"] = self.snapshot_for(name, now)
             record.serial = current
-        if "snapshot" in welcome:
-            c.count("snapshots_sent")
         sock.send(welcome)
         log.info("node {node} registered from {peer} (its serial {theirs}, ours {ours}{how})",
                  node=name, peer=sock.peer, theirs=info["serial"], ours=current,
@@ -125,6 +124,8 @@ class NodeDesk:
         snapshot = msg.get("snapshot")
         if _is_int(snapshot):
             c.tracker.caught_up(node, snapshot)
+        for ended in msg.get("runs") or []:
+            self._run_ended(node, ended)
         for event in msg.get("events") or []:
             if isinstance(event, dict):
                 c.sinks.send(sink_frame("REPORT", node, event, REPORT_FIELDS))
@@ -147,10 +148,8 @@ class NodeDesk:
             return
         repairs = comm.window.repairs_for(ranges)
         if repairs is None:
-            c.count("snapshots_sent")
             sock.send({"type": "SNAPSHOT", "epoch": comm.epoch, "serial": comm.sent_serial,
-                       "snapshot": comm.model.snapshot_for(sock.state["node"],
-                                                           c.reactor.seconds())})
+                       "snapshot": self.snapshot_for(sock.state["node"], c.reactor.seconds())})
             return
         for datagram in repairs:
             sock.send({"type": "REPAIR"}, datagram)
@@ -158,7 +157,8 @@ class NodeDesk:
 
     def catalogue(self, sock: FrameSession, msg: Frame) -> None:
         """A node's agent types changed (a module was PUT to it)."""
-        record = self.c.nodes.get(sock.state["node"])
+        name = sock.state["node"]
+        record = self.c.nodes.get(name)
         try:
             agents = parse_catalogue(msg.get("agents"))
         except InfoError as e:
@@ -168,6 +168,46 @@ class NodeDesk:
             record.agents = agents
             errors = msg.get("agent_errors")
             record.agent_errors = errors if isinstance(errors, list) else []
+            self.c.persistence.record(self.c.comm, {"catalogue": {
+                "name": name, "agents": agents, "agent_errors": record.agent_errors}})
+
+    def snapshot_for(self, node: str, now: float) -> dict[str, Any]:
+        """The state snapshot for ``node``; what it resumes and does not is
+        kept on the node's record (`seer nodes` shows it) and logged."""
+        c = self.c
+        snapshot = c.comm.model.snapshot_for(node, now)
+        resumed = [f"{g['agent']} {g['group']}" for g in snapshot["groups"]
+                   if g["run"] == "running"]
+        not_resumed = [{"group": f"{g['agent']} {g['group']}", "run": g["run"],
+                        "why": g["why"]} for g in snapshot["groups"] if g.get("why")]
+        record = c.nodes.get(node)
+        if record is not None:
+            record.snapshot = {"at": now, "serial": c.comm.sent_serial, "resumed": resumed,
+                               "not_resumed": not_resumed}
+        c.count("snapshots_sent")
+        log.info("snapshot for {node}: resumes {resumed}; does not resume {not_resumed}",
+                 node=node, resumed=", ".join(resumed) or "no run",
+                 not_resumed="; ".join(f"{n['group']} ({n['why']})" for n in not_resumed)
+                 or "nothing")
+        return snapshot
+
+    def _run_ended(self, node: str, ended: Any) -> None:
+        """A group's run ended by itself on ``node``: a snapshot never resumes it."""
+        c = self.c
+        try:
+            agent, group, start = ended["agent"], ended["group"], ended["start"]
+            at, why = float(ended["at"]), str(ended.get("why") or "ended")
+            if not (isinstance(agent, str) and isinstance(group, str) and _is_int(start)):
+                raise TypeError("agent, group and start")
+        except (KeyError, TypeError, ValueError):
+            c.count("bad_run_ends")
+            return
+        if c.comm.model.end_run(node, agent, group, start, at, why):
+            c.persistence.record(c.comm, {"run_ended": {
+                "node": node, "agent": agent, "group": group, "start": start, "at": at,
+                "why": why}})
+            log.info("{agent} {group} on {node}: run of serial {start} ended ({why})",
+                     agent=agent, group=group, node=node, start=start, why=why)
 
     def table(self, sock: FrameSession, msg: Frame) -> None:
         """A node's agent asks for every node's addresses (address pools)."""

@@ -10,18 +10,23 @@ nodes are those a client may wait for.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from seer.protocol.targets import check_node_name
 from seer.protocol.vartypes import Var
+from seer.protocol.wire import dumps
 
 _INFO_LISTS = ("addresses", "labels")
 
 
-#: The fields of a node record a checkpoint keeps.
+#: The fields of a node record a checkpoint keeps (its catalogue too, by digest).
 CHECKPOINTED = ("name", "registered", "addresses", "interfaces", "labels", "attributes",
                 "serial", "registered_at", "last_seen", "down_since", "control_address",
+                "version", "agent_errors")
+#: What a registration journals and a restart restores of it.
+REGISTRATION = ("addresses", "interfaces", "labels", "attributes", "agents", "agent_errors",
                 "version")
 
 
@@ -48,6 +53,10 @@ class NodeRecord:
     down_since: float | None = None
     control_address: str | None = None
     version: str = ""
+    #: Known from before this controller started, and not registered since.
+    restored: bool = False
+    #: What the last snapshot sent to the node resumed and did not (and why).
+    snapshot: dict[str, Any] | None = None
     #: The daemon's counters (datagrams, drops by reason, repairs...).
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -70,11 +79,23 @@ class NodeRecord:
             "agents": sorted(self.agents),
             "agent_errors": self.agent_errors,
             "version": self.version,
+            "state": self.state,
+            "restored": self.restored,
+            "snapshot": self.snapshot,
             "stats": self.stats,
         }
         if current_serial is not None:
             out["lag"] = self.lag(current_serial)
         return out
+
+    @property
+    def state(self) -> str:
+        """up, down, not reconnected (since the controller restarted) or never registered."""
+        if self.up:
+            return "up"
+        if not self.registered:
+            return "never registered"
+        return "not reconnected" if self.restored else "down"
 
     def lag(self, current_serial: int) -> int | None:
         """Serials sent that this node has not acknowledged (None: never registered)."""
@@ -170,17 +191,36 @@ class NodeTable:
 
     def register(self, info: dict[str, Any], now: float, control_address: str) -> NodeRecord:
         """Record a node's INFO (from :func:`parse_info`) and mark it up."""
-        record = self._nodes.setdefault(info["name"], NodeRecord(info["name"]))
-        for key in ("addresses", "interfaces", "labels", "attributes", "agents",
-                    "agent_errors", "version"):
-            setattr(record, key, info[key])
+        record = self._known(info, now, control_address)
         record.up = True
-        record.registered = True
-        record.registered_at = now
+        record.restored = False
         record.last_seen = now
         record.down_since = None
+        return record
+
+    def register_restored(self, info: dict[str, Any], now: float,
+                          control_address: str | None) -> NodeRecord:
+        """A registration replayed from the journal: known, but down until it
+        registers with this controller."""
+        record = self._known(info, now, control_address)
+        record.up = False
+        record.restored = True
+        record.down_since = now
+        return record
+
+    def _known(self, info: dict[str, Any], now: float,
+               control_address: str | None) -> NodeRecord:
+        record = self._nodes.setdefault(info["name"], NodeRecord(info["name"]))
+        for key in REGISTRATION:
+            setattr(record, key, info[key])
+        record.registered = True
+        record.registered_at = now
         record.control_address = control_address
         return record
+
+    def forget(self, name: str) -> bool:
+        """Drop a node gone for good; False if it is not known."""
+        return self._nodes.pop(name, None) is not None
 
     def acknowledge(self, name: str, serial: int, sent: int) -> NodeRecord | None:
         """``name`` holds every serial up to ``serial`` (never more than was
@@ -220,20 +260,34 @@ class NodeTable:
 
     # -- checkpoint ----------------------------------------------------------------
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """What a checkpoint keeps of each node.
+    def to_json(self) -> dict[str, Any]:
+        """What a checkpoint keeps of each node, and the agent catalogues.
 
-        Not its agent catalogue or counters: a node sends those again when it
-        registers, and with a thousand nodes they would make every checkpoint
-        megabytes long, serialised in the reactor thread."""
-        return [{k: getattr(r, k) for k in CHECKPOINTED} for r in self]
+        Not the counters: a node sends those again.  Catalogues are kept once
+        per distinct catalogue (nodes of one experiment mostly share one), so
+        a thousand nodes do not make every checkpoint megabytes long."""
+        catalogues: dict[str, Any] = {}
+        records = []
+        for r in self:
+            item = {k: getattr(r, k) for k in CHECKPOINTED}
+            if r.agents:
+                digest = hashlib.sha256(dumps(r.agents)).hexdigest()[:16]
+                catalogues[digest] = r.agents
+                item["catalogue"] = digest
+            records.append(item)
+        return {"records": records, "catalogues": catalogues}
 
-    def restore(self, data: list[dict[str, Any]]) -> None:
-        """Reload records from a checkpoint; every node starts down."""
-        for item in data:
+    def restore(self, data: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Reload records from a checkpoint; every node starts down, known
+        from before (older checkpoints kept a bare list, without catalogues)."""
+        items = data if isinstance(data, list) else data["records"]
+        catalogues = {} if isinstance(data, list) else data.get("catalogues", {})
+        for item in items:
             record = self._nodes.setdefault(item["name"], NodeRecord(item["name"]))
             for key in CHECKPOINTED:
                 if key in item and key != "name":
                     setattr(record, key, item[key])
+            record.agents = catalogues.get(item.get("catalogue"), {})
             record.up = False
+            record.restored = record.registered
             record.down_since = item.get("down_since") or item.get("last_seen")

@@ -21,7 +21,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from backend.controller.checkpoint import CheckpointStore, Journal, JournalRecord, read_journals
+from backend.controller.checkpoint import (
+    CheckpointStore,
+    Journal,
+    JournalError,
+    JournalRecord,
+    read_journals,
+)
 from backend.controller.nodetable import NodeTable
 from backend.controller.retransmit import RetransmitWindow
 from backend.controller.statemodel import StateModel
@@ -57,7 +63,8 @@ class Persistence:
         self.blocking = blocking
         self.retire_after = retire_after
         self.blobs = blobs
-        #: Bumped whenever the node table changes in a way a checkpoint keeps.
+        #: Bumped whenever the node table or the runs' ends change (a
+        #: checkpoint is due then even if no serial was sent).
         self.node_changes = 0
         self._seq = 0
         self._running: Deferred | None = None
@@ -78,7 +85,15 @@ class Persistence:
         model = StateModel.from_json(state["model"])
         self.nodes.restore(state["nodes"])
         replayed = []
+        events = 0
         for record in read_journals(self.store.directory, seq):
+            if record.event is not None:
+                # Journal ``seq`` itself was closed when checkpoint ``seq``
+                # was taken: its events are in the checkpoint already.
+                if record.seq > seq and record.epoch == epoch:
+                    self._replay(record, model)
+                    events += 1
+                continue
             if record.epoch != epoch or record.last_serial <= serial:
                 continue
             for offset, message in enumerate(record.messages):
@@ -89,9 +104,40 @@ class Persistence:
                                 record.sent_at)
             serial = record.last_serial
             replayed.append(record)
-        log.info("restored checkpoint {seq}: epoch {epoch}, serial {serial}",
-                 seq=seq, epoch=epoch, serial=state["serial"])
+        log.info("restored checkpoint {seq}: epoch {epoch}, serial {serial}; "
+                 "{events} node-table and run events replayed from the journal",
+                 seq=seq, epoch=epoch, serial=state["serial"], events=events)
         return Restored(epoch, serial, model, replayed)
+
+    def _replay(self, record: JournalRecord, model: StateModel) -> None:
+        """Apply one journaled event (see :meth:`record`) to the node table or model."""
+        event = record.event
+        if "registered" in event:
+            info = event["registered"]
+            self.nodes.register_restored(info, record.sent_at, info.get("control_address"))
+        elif "catalogue" in event:
+            entry = self.nodes.get(event["catalogue"]["name"])
+            if entry is not None:
+                entry.agents = event["catalogue"]["agents"]
+                entry.agent_errors = event["catalogue"]["agent_errors"]
+        elif "forgotten" in event:
+            self.nodes.forget(event["forgotten"])
+        elif "run_ended" in event:
+            ended = event["run_ended"]
+            model.end_run(ended["node"], ended["agent"], ended["group"], ended["start"],
+                          ended["at"], ended["why"])
+
+    def record(self, comm: Any, event: dict[str, Any]) -> None:
+        """Journal an event the next checkpoint will hold: a registration
+        (``{"registered": INFO}``), a new catalogue, a node forgotten, a run's
+        end.  If the journal cannot be written the event is still in memory
+        and the next checkpoint keeps it; the log says so."""
+        self.node_changes += 1
+        try:
+            comm.journal.append_event(comm.epoch, comm.sent_serial, self.clock.seconds(), event)
+        except JournalError as e:
+            log.critical("{error}; a restart before the next checkpoint would lose {what}",
+                         error=str(e), what=", ".join(event))
 
     def first_journal(self) -> Journal:
         """The journal this run starts with (its sequence never used before)."""

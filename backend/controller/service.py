@@ -126,6 +126,7 @@ class Controller(service.MultiService):
             ("experimenter", "SUBSCRIBE"): self.experimenter.subscribe,
             ("experimenter", "STATUS"): self.experimenter.status,
             ("experimenter", "CANCEL"): self.experimenter.cancel,
+            ("experimenter", "FORGET"): self.experimenter.forget,
             ("node", "INFO"): self.node_desk.info,
             ("node", "REPORT"): self.handleREPORT,
             ("node", "STREAM"): self.handleSTREAM,
@@ -331,6 +332,8 @@ class Controller(service.MultiService):
         record = self.nodes.get(node)
         if record is None or not record.registered:
             return "node never registered"
+        if record.restored:
+            return "not reconnected since the controller restarted"
         if not record.up:
             return "node is down (its connection to the controller is closed)"
         return "no outcome within the timeout"

@@ -16,6 +16,13 @@ however many messages are sent.
 Only SET (variables), the run commands START/STOP and PUT (files, agent
 modules) are state.  Other commands are events; a node that missed one is
 told so, by name.
+
+A run that is over stays over: when a node reports that a group's run
+ended by itself (its generator finished, its count or duration reached),
+the model records it for that node and that START, and a snapshot says
+``finished`` (with why) instead of ``running``; so does a run whose
+``duration`` variable says it must be over by now, even if the node never
+got to report it.  A snapshot never resumes either.
 """
 
 from __future__ import annotations
@@ -61,6 +68,23 @@ class _Assignment:
 class _GroupModel:
     vars: dict[str, list[_Assignment]] = field(default_factory=dict)
     run: list[_Assignment] = field(default_factory=list)
+    #: node -> [serial of the START whose run ended, when, why]
+    ended: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _node_value(value: Any, node: str) -> Any:
+    """A variable's value for ``node`` (a per-node table, or one value)."""
+    if isinstance(value, dict):
+        return value.get(node, value.get("*"))
+    return value
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if seconds > 0 else 0.0
 
 
 def _record(history: list[_Assignment], entry: _Assignment, now: float) -> None:
@@ -123,9 +147,41 @@ class StateModel:
             command = {"command": message["command"], "args": message.get("args") or {}}
             _record(group.run, _Assignment(nodes, command, serial, at), sent_at)
 
+    def end_run(self, node: str, agent: str, group: str, start: int, at: float,
+                why: str) -> bool:
+        """``node`` reports that the run ``start`` (a START's serial) of the
+        group ended by itself; False if the model knows no such run."""
+        model = self._groups.get((agent, group))
+        if model is None:
+            return False
+        known = model.ended.get(node)
+        if known is None or known[0] < start:
+            model.ended[node] = [start, at, why]
+        return True
+
+    def _run_state(self, model: _GroupModel, run: _Assignment | None, node: str,
+                   values: dict[str, Any], now: float) -> tuple[str | None, str | None]:
+        """The group's run state for ``node`` now, and why a run is not resumed."""
+        if run is None:
+            return None, None
+        state = RUN_COMMANDS[run.value["command"]]
+        if state != "running":
+            return state, None
+        ended = model.ended.get(node)
+        if ended is not None and ended[0] >= run.serial:
+            return "finished", f"its run ended on this node at {ended[1]:.3f} ({ended[2]})"
+        duration = _seconds(_node_value(values.get("duration"), node))
+        if duration:
+            end = run.at + duration + _seconds(_node_value(values.get("warmup"), node))
+            if now >= end:
+                return "finished", (f"its run was over by {end:.3f} "
+                                    f"(duration {duration:g} s from {run.at:.3f})")
+        return state, None
+
     def snapshot_for(self, node: str, now: float) -> dict[str, Any]:
         """``files``: the files PUT to ``node`` (latest per name);
-        ``groups``: each group's variables and run state for ``node`` now;
+        ``groups``: each group's variables and run state for ``node`` now
+        (``running``, ``stopped``, ``finished`` with ``why``, or None);
         ``scheduled``: [serial, message] of state messages due later."""
         groups = []
         files = []
@@ -160,12 +216,13 @@ class StateModel:
                         "time": entry.at, "target": [node],
                     }
             if values or run is not None:
-                groups.append({
-                    "agent": agent,
-                    "group": group,
-                    "vars": values,
-                    "run": RUN_COMMANDS[run.value["command"]] if run else None,
-                })
+                state, why = self._run_state(model, run, node, values, now)
+                entry = {"agent": agent, "group": group, "vars": values, "run": state}
+                if why:
+                    entry["why"] = why
+                if run is not None and run.value["command"] == "START":
+                    entry["start"] = run.serial
+                groups.append(entry)
         return {"files": files, "groups": groups,
                 "scheduled": [[s, later[s]] for s in sorted(later)]}
 
@@ -192,6 +249,7 @@ class StateModel:
                     "group": group,
                     "vars": {name: entries(h) for name, h in model.vars.items()},
                     "run": entries(model.run),
+                    "ended": model.ended,
                 }
                 for (agent, group), model in sorted(self._groups.items())
             ],
@@ -212,6 +270,7 @@ class StateModel:
             model._groups[(item["agent"], item["group"])] = _GroupModel(
                 vars={name: entries(h) for name, h in item["vars"].items()},
                 run=entries(item["run"]),
+                ended={n: list(e) for n, e in item.get("ended", {}).items()},
             )
         for item in data["files"]:
             model._files[(item["kind"], item["name"])] = entries(item["history"])

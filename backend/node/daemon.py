@@ -128,6 +128,7 @@ class NodeDaemon(service.MultiService):
             self.name, self.registry, self._context_for, self.reporter.outcome, reactor,
             system={"PUT": (self.files.put, True), "GET": (self.files.get, False)},
         )
+        self.dispatcher.on_run_ended = self.reporter.run_ended
         self.ping_interval = 1.0
         self.interface_address = ""
         #: Called with every frame the controller forwards to this node as a sink.
@@ -403,6 +404,7 @@ class NodeDaemon(service.MultiService):
             workdir=str(self.workdir / f"{agent_type}-{group}"),
             node_table=self.node_table,
             process_tag=f"{self.process_tag}/{agent_type}/{group}",
+            run_finished=lambda why: self.dispatcher.run_finished((agent_type, group), why),
         )
 
     def status(self) -> dict[str, Any]:

@@ -67,6 +67,10 @@ class Dispatcher:
         self.handler_timeout = handler_timeout
         self.instances: dict[GroupKey, Agent] = {}
         self.run_state: dict[GroupKey, str] = {}
+        #: The serial of the START that began each group's current run.
+        self.run_started: dict[GroupKey, int] = {}
+        #: (agent type, group, start serial, why) -> None: a run ended by itself.
+        self.on_run_ended: Callable[[str, str, int, str], None] = lambda *a: None
         self._queues: dict[GroupKey, deque[Callable[[], Any]]] = {}
         #: message type -> (handler, exclusive)
         self.system = dict(system or {})
@@ -117,6 +121,18 @@ class Dispatcher:
             return result
 
         work.addBoth(release)
+
+    def run_finished(self, key: GroupKey, why: str) -> None:
+        """The agent of ``key`` says its run ended by itself (a bounded
+        generator finished): recorded, and told to the controller so that no
+        snapshot resumes it."""
+        if self.run_state.get(key) != "running":
+            return
+        self.run_state[key] = "finished"
+        start = self.run_started.get(key, 0)
+        log.info("{agent} {group}: run of serial {start} finished ({why})",
+                 agent=key[0], group=key[1], start=start, why=why)
+        self.on_run_ended(key[0], key[1], start, why)
 
     def apply_snapshot(self, groups: list[dict[str, Any]]) -> Deferred:
         """Bring agent groups to a snapshot's variables and run states.
@@ -214,6 +230,8 @@ class Dispatcher:
         def applied(result: Any) -> None:
             if command in RUN_COMMANDS:
                 self.run_state[key] = RUN_COMMANDS[command]
+                if command == "START":
+                    self.run_started[key] = serial
             outcome("applied", None, _jsonable(result))
 
         def failed(failure: Failure) -> None:
@@ -246,14 +264,28 @@ class Dispatcher:
         current = self.run_state.get(key, "stopped")
 
         def change_run_state(_: Any) -> Any:
+            if wanted == "finished":
+                # Over on this node: a snapshot never runs it again.
+                log.info("snapshot: {agent} {group} not resumed: {why}", agent=key[0],
+                         group=key[1], why=entry.get("why") or "its run is over")
+                if current == "running":
+                    self.run_state[key] = "finished"
+                return None
             if command is None or wanted == current or not agent.takes_part():
                 return None
             handler = getattr(agent, "handle" + command, None)
             if handler is None:
                 return None
-            return self._call(handler, {}).addCallback(
-                lambda _: self.run_state.__setitem__(key, wanted)
-            )
+            if command == "START":
+                log.info("snapshot: {agent} {group} resumed (its run of serial {start})",
+                         agent=key[0], group=key[1], start=entry.get("start"))
+
+            def changed(_: Any) -> None:
+                self.run_state[key] = wanted
+                if command == "START" and isinstance(entry.get("start"), int):
+                    self.run_started[key] = entry["start"]
+
+            return self._call(handler, {}).addCallback(changed)
 
         d.addCallback(change_run_state)
         d.addCallbacks(

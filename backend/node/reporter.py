@@ -1,7 +1,7 @@
 """REPORT frames: what a node tells the controller, batched per reactor turn.
 
-Outcomes, agent events, the end of a snapshot and the cumulative
-acknowledgement wait for the end of the turn and leave in one REPORT; an
+Outcomes, agent events, the runs that ended by themselves, the end of a
+snapshot and the cumulative acknowledgement wait for the end of the turn and leave in one REPORT; an
 acknowledgement with nothing else to carry waits ACK_DELAY so a burst of
 datagrams costs one frame.  While the controller is unreachable they are
 kept (up to BACKLOG_LIMIT each, oldest dropped and counted) and sent after
@@ -37,6 +37,7 @@ class Reporter:
         self._dropped = dropped
         self._outcomes: list[list[Any]] = []
         self._events: list[dict[str, Any]] = []
+        self._runs: list[dict[str, Any]] = []
         self._snapshot_done: int | None = None
         #: The acknowledgement the controller last heard.
         self.reported_ack = -1
@@ -53,6 +54,12 @@ class Reporter:
     def event(self, agent_type: str, group: str, event: str, data: dict[str, Any]) -> None:
         self._backlog(self._events, {"agent": agent_type, "group": group, "event": event,
                                      "data": data, "time": self.clock.seconds()}, "events")
+        self.schedule(urgent=True)
+
+    def run_ended(self, agent_type: str, group: str, start: int, why: str) -> None:
+        """A group's run (begun by the START of serial ``start``) ended by itself."""
+        self._backlog(self._runs, {"agent": agent_type, "group": group, "start": start,
+                                   "at": round(self.clock.seconds(), 6), "why": why}, "runs")
         self.schedule(urgent=True)
 
     def snapshot_applied(self, serial: int) -> None:
@@ -83,6 +90,8 @@ class Reporter:
             header["outcomes"], self._outcomes = self._outcomes, []
         if self._events:
             header["events"], self._events = self._events, []
+        if self._runs:
+            header["runs"], self._runs = self._runs, []
         if self._snapshot_done is not None:
             header["snapshot"], self._snapshot_done = self._snapshot_done, None
         self._add_stats(header)
