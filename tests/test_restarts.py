@@ -244,3 +244,18 @@ def test_a_node_gone_for_good_is_forgotten_on_purpose_and_stays_forgotten(lab, t
     _, again = crash_and_restart(lab, tmp_path, certs_dir)
     assert again.nodes.get("n2") is None
     again.stopService()
+
+
+def test_groups_shows_each_nodes_run_state_with_why(lab):
+    n1 = lab.register("n1")
+    lab.register("n2")
+    alice = lab.client()
+    lab.request(alice, command(command="START"))
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "ack": 1, "runs": [
+        {"agent": "NOOP", "group": "g", "start": 1, "at": 1_000_001.0, "why": "done"}]}))
+    lab.request(alice, {"type": "GROUPS", "id": 9})
+    groups = alice.of_type("REPLY")[-1].get("groups")
+    assert groups["n1"][0]["run"] == "finished" and "done" in groups["n1"][0]["why"]
+    assert groups["n2"][0]["run"] == "running"
+    lab.request(alice, {"type": "GROUPS", "id": 10, "target": "zz"})
+    assert "matches no node" in alice.of_type("ERROR")[-1].get("error")

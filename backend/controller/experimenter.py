@@ -2,7 +2,8 @@
 
 COMMAND and SET go to the experiment (through the request pipeline in
 :mod:`backend.controller.sending`); EXECUTE and CANCEL run and stop scripts;
-NODES, WAIT, AGENTS and STATUS answer from the controller's own tables;
+NODES, WAIT, AGENTS, GROUPS and STATUS answer from the controller's own
+tables; FORGET drops a node gone for good;
 SUBSCRIBE makes the client a sink.  PUT and GET are the file relay's.
 """
 
@@ -13,6 +14,7 @@ from typing import Any, Callable
 from backend.controller.parsing import RequestError, parse_command, parse_set, parse_wait
 from backend.net.session import FrameSession
 from seer import __version__
+from seer.protocol.targets import TargetError
 from seer.protocol.wire import Frame
 
 
@@ -120,6 +122,19 @@ class ExperimenterDesk:
         """Controller shutdown: answer every WAIT now."""
         for _, reply in list(self._waiters):
             reply()
+
+    def groups(self, sock: FrameSession, msg: Frame) -> None:
+        """Each node's agent groups as the controller's model has them now:
+        variables and run state (running, stopped, finished and why)."""
+        try:
+            _, names = self.c.comm.resolve(msg.get("target"))
+        except TargetError as e:
+            self.c.refuse(sock, msg, str(e))
+            return
+        now = self.c.reactor.seconds()
+        model = self.c.comm.model
+        sock.send({"type": "REPLY", "id": msg.get("id"), "groups": {
+            name: model.snapshot_for(name, now)["groups"] for name in names}})
 
     def forget(self, sock: FrameSession, msg: Frame) -> None:
         """Forget a node gone for good: no longer targeted or named in outcomes."""

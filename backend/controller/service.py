@@ -127,6 +127,7 @@ class Controller(service.MultiService):
             ("experimenter", "STATUS"): self.experimenter.status,
             ("experimenter", "CANCEL"): self.experimenter.cancel,
             ("experimenter", "FORGET"): self.experimenter.forget,
+            ("experimenter", "GROUPS"): self.experimenter.groups,
             ("node", "INFO"): self.node_desk.info,
             ("node", "REPORT"): self.handleREPORT,
             ("node", "STREAM"): self.handleSTREAM,
