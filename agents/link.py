@@ -1,9 +1,16 @@
 """LINK: shape one of the node's experiment interfaces, or take it down.
 
 START applies `bandwidth` (a tbf qdisc), `delay` (netem, where the kernel
-has it -- a clear error where it does not) and `loss` (netem, or an
-nftables random drop on the interface's egress where netem is missing);
-STOP removes all of it.  DOWN and UP take the link down and up.  Only the
+has it -- a clear error where it does not) and `loss` (an nftables random
+drop of the packets *arriving* on the interface); STOP removes all of it.
+
+Loss is dropped on the way in, where a lossy wire loses packets: a drop on
+the way out (an egress hook or qdisc) is reported to the sending socket
+(ENOBUFS), so ping counts nothing lost and TCP takes it for local
+congestion.  Arriving packets are all the node's own interface offers, so
+`loss` makes the link lossy into this node: a ping from either end loses
+requests or replies alike; for loss of the other direction's data too, set
+it on the node at the other end as well.  DOWN and UP take the link down and up.  Only the
 node's experiment interfaces can be touched -- never the control interface,
 never loopback.
 """
@@ -28,7 +35,8 @@ class Link(Agent):
         Var("interface", "string", "", "experiment interface to act on, e.g. eth1"),
         Var("bandwidth", "rate", 0, "rate limit, e.g. 10mbit (0: none)", 0, 100e9),
         Var("delay", "string", "", "added delay, e.g. 20ms (needs netem)"),
-        Var("loss", "float", 0.0, "percent of packets dropped on the way out", 0, 100),
+        Var("loss", "float", 0.0,
+            "percent of the packets arriving on the interface that are dropped", 0, 100),
     ]
 
     def setup(self) -> None:
@@ -53,8 +61,8 @@ class Link(Agent):
         delay = self.getNodeVar("delay")
         loss = self.getNodeVar("loss")
         d = self._clear(device)
-        if delay or (loss and self._netem_known is not False):
-            d.addCallback(lambda _: self._netem(device, delay, loss))
+        if delay:
+            d.addCallback(lambda _: self._netem(device, delay))
         else:
             d.addCallback(lambda _: False)
 
@@ -66,7 +74,7 @@ class Link(Agent):
                 steps.addCallback(lambda _: self._tc(
                     "qdisc", "add", "dev", device, *parent, "tbf", "rate", format_rate(bandwidth),
                     "burst", str(burst), "latency", "100ms"))
-            if loss and not netem_used:
+            if loss:
                 steps.addCallback(lambda _: self._nft_loss(device, loss))
             return steps
 
@@ -75,37 +83,29 @@ class Link(Agent):
                         "delay": delay or None, "loss": loss or None}
         return d.addCallback(lambda _: self.applied)
 
-    _netem_known: bool | None = None
-
-    def _netem(self, device: str, delay: str, loss: float) -> Deferred:
-        args = ["qdisc", "add", "dev", device, "root", "handle", "1:", "netem"]
-        if delay:
-            args += ["delay", delay]
-        if loss:
-            args += ["loss", f"{loss}%"]
+    def _netem(self, device: str, delay: str) -> Deferred:
+        args = ["qdisc", "add", "dev", device, "root", "handle", "1:", "netem", "delay", delay]
 
         def missing(failure: Any) -> bool:
             failure.trap(ProcessFailed)
             if "unknown" not in str(failure.value).lower():
                 return failure
-            type(self)._netem_known = False
-            if delay:
-                raise ValueError("delay needs the netem qdisc, which this kernel does not have; "
-                                 "bandwidth (tbf) and loss (nftables) work without it")
-            return False  # loss: done with nftables instead
+            raise ValueError("delay needs the netem qdisc, which this kernel does not have; "
+                             "bandwidth (tbf) and loss (nftables) work without it")
 
         return self._tc(*args).addCallbacks(lambda _: True, missing)
 
     def _nft_loss(self, device: str, loss: float) -> Deferred:
-        per_mille = str(round(loss * 10))
+        # In hundredths of a percent: 0.25% is 25 of every 10,000 packets.
+        per_10k = str(round(loss * 100))
         table = f"{NFT_TABLE}_{device}"
         d = self.runProcess(["nft", "add", "table", "netdev", table])
         d.addCallback(lambda _: self.runProcess(
-            ["nft", "add", "chain", "netdev", table, "egress",
-             f'{{ type filter hook egress device "{device}" priority 0; }}']))
+            ["nft", "add", "chain", "netdev", table, "ingress",
+             f'{{ type filter hook ingress device "{device}" priority 0; }}']))
         d.addCallback(lambda _: self.runProcess(
-            ["nft", "add", "rule", "netdev", table, "egress", "numgen", "random", "mod", "1000",
-             "<", per_mille, "counter", "drop"]))
+            ["nft", "add", "rule", "netdev", table, "ingress", "numgen", "random", "mod", "10000",
+             "<", per_10k, "counter", "drop"]))
         return d
 
     def _clear(self, device: str) -> Deferred:

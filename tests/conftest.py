@@ -26,6 +26,9 @@ name = "chain"
 router = true
 [nodes.r2]
 router = true
+[nodes]
+a = {}
+b = {}
 [lans.left]
 nodes = ["a", "r1"]
 [links.middle]

@@ -61,7 +61,44 @@ def test_given_addresses_and_shipped_examples():
     ("name = 'Bad Name'\n[lans.x]\nnodes = ['a', 'b']", "testbed name"),
     ("[nodes.a]\n", "nothing to connect"),
     ("[lans.x\n", "not valid TOML"),
+    ("[lans.x]\nnodes = ['a', 'zz']",
+     "lans.x: node 'zz' is not declared under [nodes] (declared: a, b, c, client)"),
+    ("[links.x]\nnodes = ['a', 'clinet']", "(the nearest declared name is 'client')"),
+    ("[nodes]\nclient1 = {}\nserver1 = {}\n[lans.x]\nnodes = ['client1', 'server']",
+     "node 'server' is not declared under [nodes] (the nearest declared name is 'server1'); "
+     "fix the name, or declare the node: `server = {}` under [nodes]"),
+    ("[nodes]\nswitch = {}\n[lans.x]\nnodes = ['a', 'switch']", "cannot be called 'switch'"),
 ])
 def test_bad_topologies_say_what_is_wrong(text, message):
-    with pytest.raises(TopologyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    if "[nodes]" not in text and "[nodes." not in text:
+        text += "\n[nodes]\na = {}\nb = {}\nc = {}\nclient = {}\n"  # at the end: top-level keys stay top-level
+    with pytest.raises(TopologyError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
         parse_topology(text, "t.toml")
+
+
+def test_a_node_no_one_declared_is_refused_not_made():
+    with pytest.raises(TopologyError, match="node 'a' is not declared under .nodes. "
+                                            r"\(no node is declared\)"):
+        parse_topology("[lans.x]\nnodes = ['a', 'b']", "t.toml")
+
+
+@pytest.mark.parametrize("name", ["abcdefghijklmnop", "a-very-long-testbed-name"])
+def test_a_testbed_name_longer_than_the_kernel_allows_is_refused_with_one_that_fits(name):
+    with pytest.raises(TopologyError) as refused:
+        parse_topology(CHAIN, name=name)
+    message = str(refused.value)
+    assert f"has {len(name)} characters; the limit is 15" in message and "IFNAMSIZ" in message
+    fits = name[:15].rstrip("-")
+    assert f"the longest that fits is {fits!r}" in message
+    assert parse_topology(CHAIN, name=fits).name == fits  # and it does fit
+
+
+def test_the_summary_counts_in_the_singular_and_the_plural():
+    t = parse_topology(CHAIN)
+    assert t.summary() == ("4 nodes (2 routers), 2 LANs, 1 link, "
+                           "control network 198.19.0.0/16")
+    one = parse_topology("[nodes]\na = {}\nb = {}\n[lans.x]\nnodes = ['a', 'b']")
+    assert one.summary().startswith("2 nodes (0 routers), 1 LAN, 0 links")
+    demo = load_topology(EXAMPLES / "demo.toml")
+    assert demo.summary().startswith("6 nodes (1 router), 3 LANs, 0 links")

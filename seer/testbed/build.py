@@ -1,7 +1,7 @@
 """Building and tearing down a testbed's network, in its own namespaces.
 
-Namespaces (``seer-<testbed>-<node>`` for nodes, ``seer-<testbed>--sw`` for
-the switch that holds every bridge, ``seer-<testbed>--ctl`` for the
+Namespaces (``seer-<testbed>.<node>`` for nodes, ``seer-<testbed>._sw`` for
+the switch that holds every bridge, ``seer-<testbed>._ctl`` for the
 controller)::
 
     node ns:   lo, ctl0 (control network), eth1..ethN (experiment)
@@ -9,21 +9,22 @@ controller)::
                the switch side of every veth
     ctl ns:    lo, ctl0
 
+The dot cannot appear in a testbed's name or a node's, and no node name
+starts with ``_``: so a namespace's testbed is read from its name exactly,
+and testbed ``a`` never claims testbed ``a-b``'s namespaces.
+
 A LAN is a bridge in the switch namespace with one veth per member; a link
 is a veth pair straight between two node namespaces.  Multicast snooping is
 off on every bridge, so the control bridge floods SEER's datagrams to every
 port.  Bandwidth is a tbf qdisc on both ends of a member's veth; loss is a
-random drop (nftables, netdev ingress) on each member; delay needs netem,
-which is reported plainly where the kernel lacks it.  Control-network loss
-is a random drop of UDP on the control bridge (nftables, bridge family).
+random drop (nftables, netdev ingress) on each member, where a lossy wire
+loses packets: the sender's socket is not told; delay needs netem, which is
+reported plainly where the kernel lacks it.  Control-network loss is a
+random drop of UDP on the control bridge (nftables, bridge family).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-from pathlib import Path
 from typing import Callable
 
 from seer.testbed.netns import (
@@ -33,7 +34,6 @@ from seer.testbed.netns import (
     delete_namespace,
     in_namespace,
     ip,
-    namespace_inode,
     namespaces,
     run,
 )
@@ -48,21 +48,38 @@ class BuildError(RuntimeError):
 
 
 def node_ns(testbed: str, node: str) -> str:
-    return f"{PREFIX}{testbed}-{node}"
+    return f"{PREFIX}{testbed}.{node}"
 
 
 def switch_ns(testbed: str) -> str:
-    return f"{PREFIX}{testbed}--sw"
+    return f"{PREFIX}{testbed}._sw"
 
 
 def controller_ns(testbed: str) -> str:
-    return f"{PREFIX}{testbed}--ctl"
+    return f"{PREFIX}{testbed}._ctl"
+
+
+def planned_namespaces(topology: Topology) -> list[str]:
+    """The namespaces building ``topology`` makes, switch and controller first."""
+    name = topology.name
+    return [switch_ns(name), controller_ns(name)] + [node_ns(name, n) for n in topology.nodes]
+
+
+def owner(namespace: str) -> str | None:
+    """The testbed a namespace belongs to, read from its name; None if it is not a testbed's."""
+    if not namespace.startswith(PREFIX) or "." not in namespace:
+        return None
+    return namespace[len(PREFIX):].split(".", 1)[0]
 
 
 def testbed_namespaces(testbed: str) -> list[str]:
-    """Every namespace that belongs to ``testbed`` (found by name)."""
-    prefix = f"{PREFIX}{testbed}-"
-    return [n for n in namespaces() if n.startswith(prefix)]
+    """Every namespace that belongs to ``testbed`` (and to no other)."""
+    return [n for n in namespaces() if owner(n) == testbed]
+
+
+def testbeds_in_kernel() -> set[str]:
+    """Names of the testbeds that have namespaces on this machine."""
+    return {o for o in map(owner, namespaces()) if o}
 
 
 def _shape(ns: str, device: str, bandwidth: str | None, delay: str | None) -> None:
@@ -116,7 +133,7 @@ def _build(topology: Topology, progress: Callable[[str], None]) -> None:
     name = topology.name
     sw, ctl = switch_ns(name), controller_ns(name)
     progress(f"creating {len(topology.nodes) + 2} network namespaces")
-    for ns in [sw, ctl] + [node_ns(name, n) for n in topology.nodes]:
+    for ns in planned_namespaces(topology):
         add_namespace(ns)
     ip("link", "add", "ctl", "type", "bridge", "mcast_snooping", "0", ns=sw)
     ip("link", "set", "ctl", "up", ns=sw)
@@ -191,60 +208,9 @@ def control_loss_counters(testbed: str) -> int:
     return 0
 
 
-def processes_in(testbed: str) -> list[int]:
-    """PIDs running in the testbed's namespaces or marked with its tag."""
-    inodes = {i for i in (namespace_inode(ns) for ns in testbed_namespaces(testbed)) if i}
-    marker = f"SEER_TESTBED={testbed}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
-                found.append(int(entry))
-                continue
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
-
-
-def stop_processes(testbed: str, grace: float = 5.0) -> int:
-    """SIGTERM every process of the testbed, SIGKILL what remains after
-    ``grace``; returns how many there were."""
-    pids = processes_in(testbed)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pids):
-        time.sleep(0.05)
-    for pid in _alive(pids) + processes_in(testbed):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return len(pids)
-
-
-def _alive(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
 def destroy_network(testbed: str) -> list[str]:
-    """Delete every namespace of the testbed (links and bridges go with them)."""
+    """Delete the testbed's namespaces -- its own, matched exactly -- and with
+    them its links and bridges."""
     removed = testbed_namespaces(testbed)
     for ns in removed:
         delete_namespace(ns)

@@ -1,11 +1,18 @@
-"""`seer testbed up | down | status | exec | loss | list`."""
+"""`seer testbed up | down | status | inspect | check | exec | loss | restart | stop | graph`.
+
+A plain blocking program: every command does its work and exits.  A
+command that names no testbed uses ``SEER_TESTBED``, else the only testbed
+there is, as the client commands do.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 # The testbed modules are imported inside the commands: building this parser
@@ -40,50 +47,66 @@ def _parse_percent(text: str) -> float:
         fraction = float(value) / 100
     except ValueError:
         raise TestbedError(f"{text!r} is not a percentage such as 20%") from None
-    if not 0 <= fraction < 1:
+    if not 0 <= fraction < 1:  # also refuses nan
         raise TestbedError(f"loss {text} must be from 0% to 99.9%")
     return fraction
 
 
-def _one(name: str | None) -> str:
-    from seer.testbed import state
+def _unknown(name: str, names: list[str], where: str = "") -> TestbedError:
+    others = f"testbeds here: {', '.join(names)}" if names else "no testbed is up"
+    return TestbedError(f"no testbed called {name!r}{where} ({others})")
 
+
+def _one(name: str | None) -> str:
+    """The testbed a command is about: named, else $SEER_TESTBED, else the only one."""
+    from seer.testbed import runner
+
+    names = runner.known()
     if name:
+        if name not in names:
+            raise _unknown(name, names)
         return name
-    names = sorted(set(state.known()) | {n.split("-")[1] for n in _all_namespaces()})
+    chosen = os.environ.get("SEER_TESTBED")
+    if chosen:
+        if chosen not in names:
+            raise _unknown(chosen, names, " (named by SEER_TESTBED)")
+        return chosen
     if len(names) == 1:
         return names[0]
     if not names:
         raise TestbedError("no testbed is up; start one with `seer testbed up TOPOLOGY`")
-    raise TestbedError(f"several testbeds exist ({', '.join(names)}); name one")
-
-
-def _all_namespaces() -> list[str]:
-    from seer.testbed.netns import PREFIX, namespaces
-
-    return [n for n in namespaces() if n.startswith(PREFIX) and not n.startswith(f"{PREFIX}probe")]
+    raise TestbedError(f"several testbeds exist ({', '.join(names)}); name one "
+                       "(--testbed NAME, or SEER_TESTBED=NAME)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from seer.testbed import build, runner
     from seer.testbed.netns import can_build
-    from seer.testbed.topology import TopologyError, load_topology
+    from seer.testbed.topology import TopologyError, parse_topology
 
+    try:
+        text = Path(args.topology).read_text()
+    except OSError as e:
+        raise TestbedError(f"cannot read topology {args.topology}: {e.strerror}") from None
+    try:
+        topology = parse_topology(text, args.topology, args.name)
+    except TopologyError as e:
+        raise TestbedError(str(e)) from None
+    control_loss = _parse_percent(args.control_loss)
     why = can_build()
     if why:
         raise TestbedError(why)
-    try:
-        topology = load_topology(args.topology, args.name)
-    except TopologyError as e:
-        raise TestbedError(str(e)) from None
     for source, network in topology.unreachable:
         print(f"warning: {source} has no route to {network} (no router in between)",
               file=sys.stderr)
     print(f"testbed {topology.name}: {topology.summary()}")
     show = _progress()
     try:
-        testbed = runner.up(topology, control_loss=_parse_percent(args.control_loss),
-                            timeout=args.timeout, progress=show)
+        testbed = runner.up(topology, control_loss=control_loss, timeout=args.timeout,
+                            topology_text=text, progress=show)
+    except runner.NameTaken as e:
+        print(file=sys.stderr)
+        raise TestbedError(str(e)) from None
     except (runner.UpError, build.BuildError) as e:
         print(file=sys.stderr)
         raise TestbedError(f"{e}\n(everything it made was taken down again)") from None
@@ -100,10 +123,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from seer.testbed import runner, state
+    from seer.testbed import runner
 
-    names = sorted(set(state.known()) | {n[len('seer-'):].split('-')[0] for n in _all_namespaces()}) \
-        if args.all else [_one(args.name)]
+    if args.all:
+        names = runner.known()
+        if not names:
+            print("no testbed to take down")
+    else:
+        names = [_one(args.name)]
     for name in names:
         done = runner.down(name)
         print(f"testbed {name} is down: {done['processes']} processes stopped, "
@@ -112,34 +139,50 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from seer.testbed import build, state
+    from seer.testbed import report, runner
 
-    names = [args.name] if args.name else state.known()
-    if not names:
+    names = [_one(args.name)] if args.name else runner.known()
+    statuses = [report.status(name) for name in names]
+    if args.json:
+        print(json.dumps({"testbeds": statuses}, indent=2))
+    elif not statuses:
         print("no testbed is up")
-        return 0
-    for name in names:
-        testbed = state.read(name) or {}
-        namespaces = build.testbed_namespaces(name)
-        processes = build.processes_in(name)
-        print(f"testbed {name}: {'up' if testbed.get('up') else 'not up'}, "
-              f"{len(namespaces)} namespaces, {len(processes)} processes"
-              + (f", control loss {testbed['control_loss']:.0%}" if testbed.get("control_loss") else ""))
-        if testbed.get("up"):
-            from seer.client import Experiment, SeerError
-
-            client = testbed["client"]
-            try:
-                with Experiment(client["controller"], client["certs"], client["identity"]) as exp:
-                    table = exp.node_table()
-            except SeerError as e:
-                print(f"  controller not answering: {e}")
-                continue
-            for node in table["nodes"]:
-                addresses = " ".join(testbed["addresses"].get(node["name"], []))
-                print(f"  {node['name']:<12} {'up' if node['up'] else 'DOWN':<5} "
-                      f"serial {node['serial']:<6} {addresses}")
+    else:
+        print("\n\n".join(report.render_status(s) for s in statuses))
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from seer.testbed import report
+
+    found = report.inspect(_one(args.testbed))
+    print(json.dumps(found, indent=2) if args.json else report.render_inspect(found))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from seer.testbed import build, check, state
+
+    name = _one(args.testbed)
+    topology = (state.read(name) or {}).get("topology")
+    if not topology or not build.testbed_namespaces(name):
+        raise TestbedError(f"testbed {name} is not up; nothing to check")
+    pairs = check.expected(topology)
+    results = check.ping_all(lambda node: build.node_ns(name, node), pairs)
+    line, failures = check.summary(pairs, results)
+    if args.json:
+        print(json.dumps({"testbed": name, "pairs": [
+            {"from": a, "to": b, "address": address, "expected": address is not None,
+             "reached": results.get((a, b), False)} for (a, b), address in pairs.items()],
+            "failed": len(failures)}, indent=2))
+    else:
+        print(f"testbed {name}: every node pings every other "
+              "(row pings column: . answered, X did not, - no path in the topology)")
+        print(check.matrix(list(topology["nodes"]), pairs, results))
+        print(line)
+        for failure in failures:
+            print(f"  {failure}")
+    return 1 if failures else 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -162,10 +205,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def cmd_loss(args: argparse.Namespace) -> int:
     from seer.testbed import build, state
 
+    fraction = _parse_percent(args.percent)
     name = _one(args.testbed)
     if not build.testbed_namespaces(name):
         raise TestbedError(f"testbed {name} is not up")
-    fraction = _parse_percent(args.percent)
     build.set_control_loss(name, fraction)
     testbed = state.read(name)
     if testbed is not None:
@@ -175,37 +218,108 @@ def cmd_loss(args: argparse.Namespace) -> int:
     return 0
 
 
+def _supervised(args: argparse.Namespace, op: str) -> int:
+    from seer.testbed import control, state
+
+    name = _one(args.testbed)
+    try:
+        reply = control.request(state.directory(name), op, args.process, timeout=30.0)
+    except control.ControlError as e:
+        raise TestbedError(f"testbed {name}: cannot {op} {args.process}: {e}") from None
+    p = reply["process"]
+    if op == "restart":
+        print(f"testbed {name}: {args.process} restarted (pid {p.get('pid') or '-'})")
+    else:
+        print(f"testbed {name}: {args.process} stopped; it stays stopped until "
+              f"`seer testbed restart {args.process}`")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return _supervised(args, "restart")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _supervised(args, "stop")
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from seer.testbed import graph, state
+    from seer.testbed.topology import TopologyError, describe, load_topology
+
+    source = Path(args.topology)
+    if source.is_file():
+        try:
+            description = describe(load_topology(source))
+        except TopologyError as e:
+            raise TestbedError(str(e)) from None
+    else:
+        description = (state.read(args.topology) or {}).get("topology")
+        if description is None:
+            raise TestbedError(f"{args.topology} is neither a topology file nor a testbed that is "
+                               "up; give a file such as examples/topologies/demo.toml")
+    formats = ("dot", "mmd") if args.text_only else graph.FORMATS
+    if not args.text_only and graph.graphviz_missing():
+        raise TestbedError(graph.graphviz_missing())
+    prefix = Path(args.output or f"topology-{description['name']}")
+    try:
+        written = graph.write(description, prefix, formats)
+    except graph.GraphError as e:
+        raise TestbedError(str(e)) from None
+    print(f"topology {description['name']}: " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def define(name: str, parser: argparse.ArgumentParser) -> None:
     """Give `seer testbed` (made by seer.cli.entry, which lists it) its actions."""
     parser.description = (
         "A DETER-style experiment on this machine: every node a network namespace, "
         "LANs and links as veth pairs and bridges, a control network, the "
-        "controller and a daemon per node. Needs root; touches nothing of the host's.")
+        "controller and a daemon per node, kept running by a supervisor. "
+        "Needs root; touches nothing of the host's.")
     actions = parser.add_subparsers(dest="testbed_command", metavar="ACTION")
     actions.required = True
+    which = "testbed (default: $SEER_TESTBED, else the only one)"
 
     p = actions.add_parser("up", help="build a testbed from a topology and start SEER on it",
                            description="Build the topology (TOML; see examples/topologies), start "
-                                       "the controller and a daemon per node, wait until every "
-                                       "node registered.")
+                                       "the controller and a daemon per node under the testbed's "
+                                       "supervisor, wait until every node registered.")
     p.add_argument("topology", help="topology file, e.g. examples/topologies/demo.toml")
-    p.add_argument("--name", help="testbed name (default: the file's `name`)")
+    p.add_argument("--name", help="testbed name, at most 15 characters (default: the file's "
+                                  "`name`)")
     p.add_argument("--control-loss", default="0%", metavar="PERCENT",
                    help="drop this share of control-network multicast (nftables), e.g. 20%%")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds to wait for every node to register (default: 120)")
     p.set_defaults(func=cmd_up)
 
-    p = actions.add_parser("down", help="stop everything and remove every namespace",
-                           description="Stop the testbed's processes and remove its namespaces; "
-                                       "works after a crash and twice in a row.")
-    p.add_argument("name", nargs="?", help="testbed (default: the only one)")
+    p = actions.add_parser("down", help="stop the testbed's processes and remove its namespaces",
+                           description="Stop the processes the testbed started (and only those) "
+                                       "and remove its namespaces; works after a crash.")
+    p.add_argument("name", nargs="?", help=which)
     p.add_argument("--all", action="store_true", help="every testbed")
     p.set_defaults(func=cmd_down)
 
     p = actions.add_parser("status", help="testbeds, their processes and nodes")
     p.add_argument("name", nargs="?", help="one testbed (default: all)")
+    p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_status)
+
+    p = actions.add_parser("inspect", help="nodes, addresses, links, namespaces and processes",
+                           description="Everything about one testbed: each node's namespace, "
+                                       "addresses, routes and process; the LANs and links; the "
+                                       "namespaces; every process with its PID.")
+    p.add_argument("--testbed", help=which)
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = actions.add_parser("check", help="ping every pair of nodes; print the matrix",
+                           description="Every node pings every other node it should reach "
+                                       "(Mininet's pingall); exit 1 if a pair cannot.")
+    p.add_argument("--testbed", help=which)
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=cmd_check)
 
     p = actions.add_parser("exec", help="run a command in a node's namespace",
                            description="Run CMD in NODE's network namespace (also `controller` "
@@ -213,12 +327,34 @@ def define(name: str, parser: argparse.ArgumentParser) -> None:
                                        "198.18.10.2")
     p.add_argument("node")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD")
-    p.add_argument("--testbed", help="testbed (default: the only one)")
+    p.add_argument("--testbed", help=which)
     p.set_defaults(func=cmd_exec)
 
     p = actions.add_parser("loss", help="set control-network loss",
                            description="Drop this share of the control network's multicast "
-                                       "(0%% to stop), for reliability experiments.")
+                                       "(0% to stop), for reliability experiments.")
     p.add_argument("percent", help="e.g. 5%%")
-    p.add_argument("--testbed", help="testbed (default: the only one)")
+    p.add_argument("--testbed", help=which)
     p.set_defaults(func=cmd_loss)
+
+    for action, func, text in (
+            ("restart", cmd_restart, "restart a node's daemon (or the controller, or the relay) "
+                                     "now; one that was stopped starts again"),
+            ("stop", cmd_stop, "stop a node's daemon (or the controller, or the relay) and keep "
+                               "it stopped until `seer testbed restart`")):
+        p = actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("process", metavar="NODE", help="node name, `controller` or `relay`")
+        p.add_argument("--testbed", help=which)
+        p.set_defaults(func=func)
+
+    p = actions.add_parser("graph", help="draw a topology (PNG, SVG, dot, Mermaid)",
+                           description="Draw a topology -- nodes, LANs, links with their "
+                                       "bandwidth, addresses -- as PNG and SVG (Graphviz) and "
+                                       "write its dot and Mermaid text beside them.")
+    p.add_argument("topology", metavar="FILE-or-NAME",
+                   help="a topology file, or the name of a testbed that is up")
+    p.add_argument("--output", metavar="PREFIX",
+                   help="files PREFIX.png .svg .dot .mmd (default: topology-NAME)")
+    p.add_argument("--text-only", action="store_true",
+                   help="only the dot and Mermaid text (no Graphviz needed)")
+    p.set_defaults(func=cmd_graph)

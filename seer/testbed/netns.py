@@ -59,13 +59,6 @@ def delete_namespace(name: str) -> None:
     ip("netns", "del", name, check=False)
 
 
-def namespace_inode(name: str) -> int | None:
-    try:
-        return os.stat(f"/run/netns/{name}").st_ino
-    except OSError:
-        return None
-
-
 def can_build() -> str | None:
     """Why testbeds cannot be built here, or None if they can."""
     if os.geteuid() != 0:

@@ -1,10 +1,14 @@
 """A testbed's state folder: what `status`, `down` and the CLI need.
 
-``/run/seer/testbeds/<name>/`` (or ``$SEER_TESTBED_DIR/<name>/``) holds
-``testbed.json`` (the controller's relay address, certificates, namespaces,
-the topology), the certificates, the controller's state and every process's
-log.  `down` works without it too: namespaces are found by name and
-processes by their namespace or their ``SEER_TESTBED`` tag.
+``/run/seer/testbeds/<name>/`` (or ``$SEER_TESTBED_DIR/<name>/``, mode
+0700) holds ``testbed.json`` (the controller's relay address, certificates,
+namespaces, the topology's description, the supervisor's PID and start
+time), ``plan.json`` (what the supervisor runs), ``processes.json`` (the
+supervisor's process table: each process's PID and start time),
+``supervisor.sock``, the certificates, the controller's state and every
+process's log.  These records are the only way `down` finds processes;
+namespaces it finds by their exact names too, so a lost state folder still
+leaves nothing in the kernel.
 
 Where the folders are and how a client reads one is :mod:`seer.config`'s
 (a client finds the running testbed without importing the testbed's

@@ -6,7 +6,10 @@ system calls.  A topology looks like this::
     name = "demo"                    # the testbed's name (--name overrides)
     control = "198.19.0.0/16"        # control network (default shown)
 
-    [nodes.router]                   # optional: only nodes with options
+    [nodes]                          # every node, declared once
+    client1 = {}                     # a node without options
+    client2 = {}
+    [nodes.router]
     router = true                    # forwards between its networks
     [nodes.server1]
     attributes = { role = "server" }
@@ -23,6 +26,13 @@ system calls.  A topology looks like this::
     bandwidth = "10mbit"
     addresses = { server1 = "198.18.9.2" }   # optional, else in order
 
+A LAN or link may only list declared nodes: a misspelt name is refused
+with the nearest declared one, instead of quietly becoming a node of its
+own.  ``controller``, ``relay``, ``switch`` and ``supervisor`` name the
+testbed's own parts and cannot be nodes.  A testbed's name has at most 15
+characters, the kernel's limit for interface names (IFNAMSIZ - 1), so that
+it fits wherever the kernel names things after it.
+
 Nodes get the subnet's addresses in the order listed (.1, .2, ...) unless
 given.  Every node gets a route to every experiment subnet through the
 routers; a subnet it cannot reach through routers is reported.
@@ -30,6 +40,7 @@ routers; a subnet it cannot reach through routers is reported.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections import deque
@@ -47,7 +58,11 @@ BENCHMARK_SPACE = netaddr.IPNetwork("198.18.0.0/15")
 _RATE = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$", re.I)
 _DELAY = re.compile(r"^\d+(\.\d+)?(us|ms|s)$")
 _LOSS = re.compile(r"^(\d+(\.\d+)?)%$")
-_TESTBED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+_TESTBED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+#: The kernel's interface names hold 15 characters (IFNAMSIZ - 1); so do testbed names.
+NAME_LIMIT = 15
+#: Names of the testbed's own processes and namespaces (`seer testbed exec/restart NAME`).
+RESERVED_NODE_NAMES = ("controller", "relay", "switch", "supervisor")
 
 
 class TopologyError(ValueError):
@@ -112,8 +127,28 @@ class Topology:
         lans = sum(1 for n in self.networks.values() if n.kind == "lan")
         links = len(self.networks) - lans
         routers = sum(1 for n in self.nodes.values() if n.router)
-        return (f"{len(self.nodes)} nodes ({routers} routers), {lans} LANs, {links} links, "
+        return (f"{counted(len(self.nodes), 'node')} ({counted(routers, 'router')}), "
+                f"{counted(lans, 'LAN')}, {counted(links, 'link')}, "
                 f"control network {self.control}")
+
+
+def counted(n: int, word: str) -> str:
+    """'1 LAN', '2 LANs', '0 links'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def check_testbed_name(name: object) -> str:
+    """The name, if it can name a testbed; else TopologyError saying why and what would do."""
+    if not isinstance(name, str) or not _TESTBED_NAME.match(name):
+        raise TopologyError(f"testbed name {name!r}: use lower-case letters, digits and '-', "
+                            "starting with a letter or digit")
+    if len(name) > NAME_LIMIT:
+        fits = name[:NAME_LIMIT].rstrip("-")
+        raise TopologyError(
+            f"testbed name {name!r} has {len(name)} characters; the limit is {NAME_LIMIT} "
+            f"(the kernel's interface names, IFNAMSIZ - 1): the longest that fits is "
+            f"{fits!r} (--name {fits})")
+    return name
 
 
 def _table(data: Any, where: str) -> dict[str, Any]:
@@ -162,9 +197,7 @@ def parse_topology(text: str, source: str = "topology", name: str | None = None)
     if unknown:
         raise TopologyError(f"{source}: unknown key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(sorted(known))}")
-    testbed = name or data.get("name") or Path(source).stem
-    if not isinstance(testbed, str) or not _TESTBED_NAME.match(testbed):
-        raise TopologyError(f"testbed name {testbed!r}: use 1-16 lower-case letters, digits or '-'")
+    testbed = check_testbed_name(name or data.get("name") or Path(source).stem)
     control = _subnet(data.get("control", DEFAULT_CONTROL), f"{source}: control")
 
     nodes: dict[str, Node] = {}
@@ -174,7 +207,29 @@ def parse_topology(text: str, source: str = "topology", name: str | None = None)
             check_node_name(name)
         except ValueError as e:
             raise TopologyError(f"{where}: {e}") from None
+        if name in RESERVED_NODE_NAMES:
+            raise TopologyError(f"{where}: a node cannot be called {name!r}: "
+                                f"{', '.join(RESERVED_NODE_NAMES)} name the testbed's own parts")
         return nodes.setdefault(name, Node(name))
+
+    def member(name: Any, where: str) -> None:
+        """A LAN's or link's node: it must be one of the declared nodes."""
+        if isinstance(name, str) and name in nodes:
+            return
+        try:
+            check_node_name(name)
+        except ValueError as e:
+            raise TopologyError(f"{where}: {e}") from None
+        nearest = difflib.get_close_matches(name, list(nodes), n=1, cutoff=0.4)
+        if nearest:
+            known = f" (the nearest declared name is {nearest[0]!r})"
+        elif nodes:  # nothing alike: the names there are
+            listed = list(nodes)[:8]
+            known = f" (declared: {', '.join(listed)}{', ...' if len(nodes) > 8 else ''})"
+        else:
+            known = " (no node is declared)"
+        raise TopologyError(f"{where}: node {name!r} is not declared under [nodes]{known}; "
+                            f"fix the name, or declare the node: `{name} = {{}}` under [nodes]")
 
     for name, options in _table(data.get("nodes"), f"{source}: nodes").items():
         options = _table(options, f"{source}: nodes.{name}")
@@ -207,7 +262,7 @@ def parse_topology(text: str, source: str = "topology", name: str | None = None)
             if len(set(members)) != len(members):
                 raise TopologyError(f"{where}: a node is listed twice")
             for m in members:
-                node(m, where)
+                member(m, where)
             bandwidth, delay, loss = _check_shaping(spec, where)
             subnet = _subnet(spec["subnet"], where) if "subnet" in spec else None
             networks[net_name] = Network(net_name, kind, subnet, list(members), bandwidth,
@@ -326,3 +381,27 @@ def _compute_routes(topology: Topology) -> None:
         for name in by_network:
             if name not in attached and name not in first_hop:
                 topology.unreachable.append((source.name, name))
+
+
+def describe(topology: Topology) -> dict[str, Any]:
+    """The topology as plain data (JSON): what `inspect`, `check` and `graph`
+    read, and what a testbed's state keeps of its topology."""
+    return {
+        "name": topology.name,
+        "control": str(topology.control),
+        "controller_address": topology.controller_address,
+        "nodes": {
+            n.name: {"router": n.router, "attributes": n.attributes, "labels": n.labels,
+                     "control_address": n.control_address,
+                     "interfaces": [{"name": i.name, "network": i.network, "address": i.address}
+                                    for i in n.interfaces],
+                     "routes": [{"subnet": s, "via": v} for s, v in n.routes]}
+            for n in topology.nodes.values()},
+        "networks": {
+            net.name: {"kind": net.kind, "subnet": str(net.subnet), "bandwidth": net.bandwidth,
+                       "delay": net.delay, "loss": net.loss,
+                       "members": [{"node": i.node, "interface": i.name, "address": i.address}
+                                   for i in net.interfaces]}
+            for net in topology.networks.values()},
+        "unreachable": [list(pair) for pair in topology.unreachable],
+    }
