@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from seer.config import testbed_client
 from seer.protocol.certs import CertDirectory, CertError
@@ -25,11 +25,12 @@ DEFAULT_CONTROLLER = "127.0.0.1:7700"
 DEFAULT_CERTS = "certs"
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """What a connection needs: the controller (HOST:PORT, or unix:PATH for a
     script `seer run` started), the certificate folder and the experimenter
-    name (None: the only one in the folder)."""
+    name (None: the only one in the folder).  A named tuple, not a dataclass:
+    a dataclass compiles its methods at every import, and every `seer`
+    command is a fresh process."""
 
     controller: str
     certs: str | Path
