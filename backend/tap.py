@@ -20,7 +20,7 @@ from seer.config import parse_hostport, read_nodefile
 #: Settings whose names are the constructors' own keywords.
 _CONTROLLER_KEYWORDS = ("certs", "listen", "interface", "state_dir", "ping_interval",
                         "retire_after", "checkpoint_interval", "update_interval",
-                        "default_timeout")
+                        "default_timeout", "heartbeat_interval", "heartbeat_timeout")
 _DAEMON_KEYWORDS = ("controller", "interface", "certs", "attributes", "labels", "rx_drop",
                     "rx_drop_seed")
 

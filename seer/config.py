@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from seer.protocol.messages import RETIRE_AFTER
+from seer.protocol.messages import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, RETIRE_AFTER
 
 if TYPE_CHECKING:  # an annotation only: scripts that import the client need no argparse
     import argparse
@@ -156,6 +156,11 @@ CONTROLLER_SETTINGS = [
     Setting("update_interval", "float", 1.0, "seconds between status updates to sinks", 0.1),
     Setting("default_timeout", "float", 10.0,
             "seconds a client waits for outcomes unless it says otherwise", 0.1),
+    Setting("heartbeat_interval", "float", HEARTBEAT_INTERVAL,
+            "seconds of quiet on a node's link before a heartbeat is sent (both ways)", 0.1),
+    Setting("heartbeat_timeout", "float", HEARTBEAT_TIMEOUT,
+            "seconds of silence after which a node is unreachable (the daemons use the same)",
+            0.3),
 ]
 
 DAEMON_SETTINGS = [

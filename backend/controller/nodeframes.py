@@ -77,6 +77,7 @@ class NodeDesk:
             "type": "WELCOME", "epoch": comm.epoch, "serial": current,
             "keys": comm.keys.verifying().to_json(), "ping_interval": c.ping_interval,
             "controller": c.name,
+            "heartbeat": {"interval": c.heartbeat.interval, "timeout": c.heartbeat.timeout},
         }
         if info["epoch"] == comm.epoch and info["serial"] <= current:
             record.serial = info["serial"]

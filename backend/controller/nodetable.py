@@ -11,6 +11,7 @@ nodes are those a client may wait for.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -55,6 +56,8 @@ class NodeRecord:
     version: str = ""
     #: Known from before this controller started, and not registered since.
     restored: bool = False
+    #: When the node was last heard from, if its link then went silent.
+    unreachable_since: float | None = None
     #: What the last snapshot sent to the node resumed and did not (and why).
     snapshot: dict[str, Any] | None = None
     #: The daemon's counters (datagrams, drops by reason, repairs...).
@@ -81,6 +84,7 @@ class NodeRecord:
             "version": self.version,
             "state": self.state,
             "restored": self.restored,
+            "unreachable_since": self.unreachable_since,
             "snapshot": self.snapshot,
             "stats": self.stats,
         }
@@ -90,16 +94,36 @@ class NodeRecord:
 
     @property
     def state(self) -> str:
-        """up, down, not reconnected (since the controller restarted) or never registered."""
+        """up, unreachable (its link went silent), down, not reconnected
+        (since the controller restarted) or never registered."""
         if self.up:
             return "up"
         if not self.registered:
             return "never registered"
+        if self.unreachable_since is not None:
+            return "unreachable"
         return "not reconnected" if self.restored else "down"
+
+    def why_unconfirmed(self) -> str:
+        """Why this node gave no outcome for a message sent to it."""
+        if not self.registered:
+            return "node never registered"
+        if self.restored:
+            return "not reconnected since the controller restarted"
+        if self.unreachable_since is not None and not self.up:
+            return f"unreachable since {_clock(self.unreachable_since)} (its link went silent)"
+        if not self.up:
+            return "node is down (its connection to the controller is closed)"
+        return "no outcome within the timeout"
 
     def lag(self, current_serial: int) -> int | None:
         """Serials sent that this node has not acknowledged (None: never registered)."""
         return max(0, current_serial - self.serial) if self.registered else None
+
+
+def _clock(t: float) -> str:
+    """A time as people read it in logs (UTC, milliseconds)."""
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d} UTC"
 
 
 def _good_interface(item: Any) -> bool:
@@ -194,6 +218,7 @@ class NodeTable:
         record = self._known(info, now, control_address)
         record.up = True
         record.restored = False
+        record.unreachable_since = None
         record.last_seen = now
         record.down_since = None
         return record

@@ -75,6 +75,11 @@ class RequestSender:
             self.tracker.expect(serial, nodes, wait, completed,
                                 is_state=self.comm.model.is_state(message),
                                 due=message.get("time"))
+            # A node whose link went silent will not answer in time: say so now.
+            for name in nodes:
+                record = self.nodes.get(name)
+                if record is not None and not record.up and record.unreachable_since:
+                    self.tracker.record(name, serial, "unconfirmed", record.why_unconfirmed())
 
         try:
             encoded = self.comm.check_size(message)

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from backend.controller.comm import CommWrapper
 from backend.controller.experimenter import ExperimenterDesk
 from backend.controller.filerelay import FileRelay
+from backend.controller.liveness import Liveness
 from backend.controller.nodeframes import NodeDesk
 from backend.controller.nodetable import NodeTable
 from backend.controller.outcomes import OutcomeTracker
@@ -38,6 +39,7 @@ from backend.controller.retransmit import RETIRE_AFTER
 from backend.controller.scripts import ScriptRunner
 from backend.controller.sending import RequestSender
 from backend.controller.sinks import Sinks
+from backend.net import heartbeat
 from backend.net.multicast import MulticastSender, check_group, listen_sender, resolve_interface
 from backend.net.session import FrameSession, SessionFactory
 from backend.net.tls import server_options
@@ -78,6 +80,8 @@ class Controller(service.MultiService):
         checkpoint_interval: float = 5.0,
         update_interval: float = 1.0,
         default_timeout: float = 10.0,
+        heartbeat_interval: float = heartbeat.INTERVAL,
+        heartbeat_timeout: float = heartbeat.TIMEOUT,
         blocking: Callable[..., Deferred] | None = None,
     ) -> None:
         super().__init__()
@@ -96,6 +100,7 @@ class Controller(service.MultiService):
         self.checkpoint_interval = checkpoint_interval
         self.update_interval = update_interval
         self.default_timeout = default_timeout
+        self.heartbeat = heartbeat.Heartbeat(heartbeat_interval, heartbeat_timeout)
         self.blocking = blocking or (
             lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
         )
@@ -109,6 +114,7 @@ class Controller(service.MultiService):
                                        retire_after, self.files.blobs)
         self.experimenter = ExperimenterDesk(self)
         self.node_desk = NodeDesk(self)
+        self.liveness = Liveness(self, self.heartbeat)
         self.comm: CommWrapper | None = None
         self.sender: RequestSender | None = None
         self.scripts: ScriptRunner | None = None
@@ -192,6 +198,7 @@ class Controller(service.MultiService):
             ("retire", min(10.0, self.retire_after / 4), self.comm.retireSerials),
             ("checkpoint", self.checkpoint_interval, self.checkpoint),
             ("updates", self.update_interval, self.doUpdates),
+            ("liveness", min(1.0, self.heartbeat.interval), self.liveness.check),
         ):
             Duty(name, interval, duty, reactor).setServiceParent(self)
 
@@ -331,10 +338,4 @@ class Controller(service.MultiService):
 
     def _why_unconfirmed(self, node: str) -> str:
         record = self.nodes.get(node)
-        if record is None or not record.registered:
-            return "node never registered"
-        if record.restored:
-            return "not reconnected since the controller restarted"
-        if not record.up:
-            return "node is down (its connection to the controller is closed)"
-        return "no outcome within the timeout"
+        return record.why_unconfirmed() if record is not None else "node never registered"

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from backend.net.heartbeat import HEARTBEAT
 from backend.net.tls import identity_of
 from seer.protocol.tls import Identity
 from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
@@ -60,6 +61,10 @@ class FrameSession(Protocol):
         #: Frame bytes received and sent (for footprint measurements).
         self.bytes_in = 0
         self.bytes_out = 0
+        #: When something last came from the peer and went to it (the
+        #: router's clock): heartbeats are sent and missed by these.
+        self.last_received = router.reactor.seconds()
+        self.last_sent = self.last_received
         #: The router's per-connection state (a node's name, sink flag ...).
         self.state: dict[str, Any] = {}
         self._handshake_timer: IDelayedCall | None = None
@@ -102,6 +107,7 @@ class FrameSession(Protocol):
         if self.closed or (self.identity is None and self.tls):
             return
         self.bytes_in += len(data)
+        self.last_received = self.router.reactor.seconds()
         try:
             frames = self.decoder.feed(data)
         except WireError as e:
@@ -116,6 +122,8 @@ class FrameSession(Protocol):
         for frame in frames:
             if self.closed:
                 break
+            if frame.type == HEARTBEAT:
+                continue  # a sign of life, nothing more (backend.net.heartbeat)
             try:
                 self.router.frameReceived(self, frame)
             except Exception:
@@ -140,12 +148,14 @@ class FrameSession(Protocol):
         if not self.closed:
             data = encode_frame(header, blob)
             self.bytes_out += len(data)
+            self.last_sent = self.router.reactor.seconds()
             self.transport.write(data)
 
     def send_raw(self, data: bytes) -> None:
         """Write already-encoded frames (one encoding shared by many peers)."""
         if not self.closed:
             self.bytes_out += len(data)
+            self.last_sent = self.router.reactor.seconds()
             self.transport.write(data)
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from backend.agent import AgentContext
+from backend.net.heartbeat import Heartbeat
 from backend.net.multicast import MulticastReceiver, listen_receiver, resolve_interface
 from backend.net.session import FrameSession
 from backend.net.tls import client_options
@@ -57,6 +58,16 @@ EARLY_LIMIT = 16 * 1024 * 1024
 MAX_NACK_RANGES = 1000
 #: Frames the controller forwards to a node that is a sink.
 SINK_FRAMES = ("REPORT", "STREAM", "STATUS")
+
+
+def _heartbeat_of(welcome: Frame) -> Heartbeat | None:
+    """The heartbeat interval and timeout a WELCOME gives, if it gives usable ones."""
+    given = welcome.get("heartbeat")
+    try:
+        heartbeat = Heartbeat(float(given["interval"]), float(given["timeout"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+    return heartbeat if 0 < heartbeat.interval < heartbeat.timeout else None
 
 
 class NodeDaemon(service.MultiService):
@@ -250,7 +261,7 @@ class NodeDaemon(service.MultiService):
         else:
             self.serializer.observe(serial)
         self.keys = keys
-        self.link.welcomed(session)
+        self.link.welcomed(session, _heartbeat_of(frame))
         self.ping_interval = float(frame.get("ping_interval") or 1.0)
         if frame.get("snapshot") is not None:
             self._apply_snapshot(serial, frame.get("snapshot"), force=reset)
@@ -334,6 +345,9 @@ class NodeDaemon(service.MultiService):
             return
         if datagram.kind == KIND_PING:
             self.serializer.observe(datagram.serial)
+            if self.session is None:
+                # Our controller is reachable again (after a partition, say).
+                self.link.reconnect_now()
         else:
             for serial, message in self.serializer.receive(datagram.numbered()):
                 self.scheduler.submit(serial, message)

@@ -7,6 +7,12 @@ WELCOME -- a connection that brings none within WELCOME_TIMEOUT, or closes
 before one, is dropped and counts towards the backoff like a failed
 connect.  Frames that answer the daemon's own requests (TABLE, FETCH ...)
 fire their Deferreds; the others go to the daemon.
+
+Once welcomed, the link sends heartbeats when idle and drops a connection
+on which the controller has been silent for the heartbeat timeout (both as
+the WELCOME says), then reconnects; a PING from the same controller heard
+while disconnected -- the network is back -- makes it try again at once
+instead of waiting out its backoff.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from typing import Any, Callable
 
 from twisted.application import service
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet import endpoints
+from twisted.internet import endpoints, task
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from backend.net.heartbeat import Heartbeat
 from backend.net.session import FrameSession, SessionFactory
 from seer.protocol.wire import Frame, WireError
 
@@ -71,6 +78,12 @@ class ControllerLink(service.MultiService):
         self._info_waiting: list[FrameSession] = []
         self._requests: dict[int, Deferred] = {}
         self._request_ids = itertools.count(1)
+        self.heartbeat = Heartbeat()
+        self._beats = task.LoopingCall(self._check_heartbeat)
+        self._beats.clock = reactor
+        self._client: ClientService | None = None
+        self._restarting = False
+        self._last_restart = float("-inf")
 
     def startService(self) -> None:
         host, port = self.address
@@ -80,9 +93,46 @@ class ControllerLink(service.MultiService):
         # a connection lost while it is pending, and would never retry.  The
         # WELCOME timeout and the backoff across unwelcomed connections are
         # kept here instead.
-        ClientService(endpoint, SessionFactory(self), retryPolicy=self.retry_delay,
-                      clock=self.reactor).setServiceParent(self)
+        self._client = ClientService(endpoint, SessionFactory(self),
+                                     retryPolicy=self.retry_delay, clock=self.reactor)
+        self._client.setServiceParent(self)
         super().startService()
+        self._beats.start(1.0, now=False)
+
+    def stopService(self) -> Deferred:
+        if self._beats.running:
+            self._beats.stop()
+        return super().stopService()
+
+    def _check_heartbeat(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        silent = self.heartbeat.beat(session, self.reactor.seconds())
+        if silent is not None:
+            self.count("controller_silent")
+            log.warn("nothing from the controller for {silent:.1f} s (the connection is open "
+                     "but silent); reconnecting", silent=silent)
+            session.transport.abortConnection()
+
+    def reconnect_now(self) -> None:
+        """The controller is reachable again (its PING came): skip the backoff.
+
+        At most once a second, and never while a restart is under way."""
+        now = self.reactor.seconds()
+        if (self.session is not None or self._restarting or self._client is None
+                or not self.running or now - self._last_restart < 1.0):
+            return
+        self._restarting = True
+        self._last_restart = now
+        self._unwelcomed = 0
+
+        def again(_: Any) -> None:
+            self._restarting = False
+            if self.running and not self._client.running:
+                self._client.startService()
+
+        self._client.stopService().addBoth(again)
 
     def retry_delay(self, attempt: int) -> float:
         # ClientService counts failed TCP connects only; a connection that
@@ -111,9 +161,11 @@ class ControllerLink(service.MultiService):
             log.failure("cannot send INFO to the controller; closing to try again")
             session.close()
 
-    def welcomed(self, session: FrameSession) -> None:
+    def welcomed(self, session: FrameSession, heartbeat: Heartbeat | None = None) -> None:
         """The controller welcomed this session: it is the link now."""
         self.session = session
+        if heartbeat is not None:
+            self.heartbeat = heartbeat
         session.state["welcomed"] = True
         self._unwelcomed = 0
         timer = session.state.pop("welcome_timer", None)

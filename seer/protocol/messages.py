@@ -17,3 +17,9 @@ RUN_COMMANDS = {"START": "running", "STOP": "stopped"}
 #: SEER's retirement age (seconds): a datagram older than this is no longer
 #: kept for repairs, and a node still missing it gets a snapshot instead.
 RETIRE_AFTER = 120.0
+
+#: Seconds of quiet on a daemon's TLS link before a HEARTBEAT frame is sent
+#: (both ways), and of silence after which the peer is unreachable (three
+#: missed); the controller's WELCOME tells each daemon its own settings.
+HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_TIMEOUT = 6.0

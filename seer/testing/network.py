@@ -121,6 +121,11 @@ class FakeSession:
         self.sent: list[Frame] = []
         self.closed = False
         self.transport = _FakeTransport(self)
+        #: When the peer was last heard and last sent to (backend.net.heartbeat).
+        #: A fake session is a peer that is always alive and never idle, unless
+        #: a test sets these to times on its clock.
+        self.last_received = float("inf")
+        self.last_sent = float("inf")
 
     def send(self, header: dict[str, Any], blob: bytes = b"") -> None:
         if not self.closed:
