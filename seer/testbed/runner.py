@@ -232,20 +232,27 @@ def _wait_registered(topology: Topology, client: dict[str, str], folder: Path,
 # -- what runs --------------------------------------------------------------------------
 
 
-def _table(name: str) -> dict[str, dict[str, Any]]:
-    """The supervisor's process table as last written (processes.json)."""
+def _written(name: str) -> dict[str, Any]:
+    """processes.json as the supervisor last wrote it ({} if there is none)."""
     try:
         data = json.loads((state.directory(name) / PROCESSES).read_text())
     except (OSError, ValueError):
         return {}
-    table = data.get("processes") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _table(name: str) -> dict[str, dict[str, Any]]:
+    """The supervisor's process table as last written."""
+    table = _written(name).get("processes")
     return table if isinstance(table, dict) else {}
 
 
 def recorded(name: str) -> list[pids.Record]:
-    """Every process record the testbed's state holds: the supervisor first."""
+    """Every process record the testbed's state holds: the supervisor first
+    (as `up` recorded it, and as it recorded itself), then what it runs."""
     testbed = state.read(name) or {}
-    records = [pids.Record.from_json(testbed.get("supervisor"))]
+    records = [pids.Record.from_json(testbed.get("supervisor")),
+               pids.Record.from_json(_written(name).get("supervisor"))]
     records += [pids.Record.from_json(entry) for entry in _table(name).values()]
     seen: set[int] = set()
     unique = []

@@ -125,6 +125,8 @@ def main(reactor: Any, folder_name: str) -> Deferred:
         reactor.callLater(0.2, done.callback, None)
 
     supervisor.finished.addCallback(finished)
+    # Its own record first: `up` records it too, but may be killed before it can.
+    write_table(folder, supervisor.status())
     supervisor.start()
     log.info("supervising {n} processes; control socket {socket}", n=len(programs),
              socket=str(socket))
