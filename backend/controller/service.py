@@ -39,6 +39,7 @@ from backend.controller.retransmit import RETIRE_AFTER
 from backend.controller.scripts import ScriptRunner
 from backend.controller.sending import RequestSender
 from backend.controller.sinks import Sinks
+from backend.controller.stats import StatsService
 from backend.net import heartbeat
 from backend.net.multicast import MulticastSender, check_group, listen_sender, resolve_interface
 from backend.net.session import FrameSession, SessionFactory
@@ -83,6 +84,7 @@ class Controller(service.MultiService):
         heartbeat_interval: float = heartbeat.INTERVAL,
         heartbeat_timeout: float = heartbeat.TIMEOUT,
         blocking: Callable[..., Deferred] | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.setName(name)
@@ -115,6 +117,8 @@ class Controller(service.MultiService):
         self.experimenter = ExperimenterDesk(self)
         self.node_desk = NodeDesk(self)
         self.liveness = Liveness(self, self.heartbeat)
+        #: Readings, aggregates, /metrics (no HTTP port unless the settings give one).
+        self.stats = StatsService(self, **(stats if stats is not None else {"http": ""}))
         self.comm: CommWrapper | None = None
         self.sender: RequestSender | None = None
         self.scripts: ScriptRunner | None = None
@@ -134,6 +138,8 @@ class Controller(service.MultiService):
             ("experimenter", "CANCEL"): self.experimenter.cancel,
             ("experimenter", "FORGET"): self.experimenter.forget,
             ("experimenter", "GROUPS"): self.experimenter.groups,
+            ("experimenter", "STATS"): self.stats.request,
+            ("experimenter", "READINGS"): self.stats.readings,
             ("node", "INFO"): self.node_desk.info,
             ("node", "REPORT"): self.handleREPORT,
             ("node", "STREAM"): self.handleSTREAM,
@@ -142,6 +148,7 @@ class Controller(service.MultiService):
             ("node", "FETCH"): self.files.fetch,
             ("node", "FILE"): self.files.file,
             ("node", "CATALOGUE"): self.node_desk.catalogue,
+            ("node", "STATS"): self.stats.node_stats,
         }
 
     # -- life cycle ------------------------------------------------------------------
@@ -164,6 +171,7 @@ class Controller(service.MultiService):
         self.sender = RequestSender(self.comm, self.nodes, self.tracker, self.reactor,
                                     self.default_timeout, self.refuse)
         self.files.sender = self.sender
+        self.sender.on_result = self.stats.pipeline.command_done
         self._add_children(tls, sender)
         super().startService()
         self.log.info(
@@ -191,6 +199,7 @@ class Controller(service.MultiService):
         socket_path = folder.path / "control.sock"
         self.scripts = ScriptRunner(reactor, self.persistence.store.directory / "runs",
                                     socket_path, self.experimenter.stop_group, self.blocking)
+        self.scripts.listeners.append(self.stats.records)
         ListeningPort("scripts", lambda: reactor.listenUNIX(
             str(socket_path), SessionFactory(self, tls=False), mode=0o600)).setServiceParent(self)
         for name, interval, duty in (
@@ -201,6 +210,7 @@ class Controller(service.MultiService):
             ("liveness", min(1.0, self.heartbeat.interval), self.liveness.check),
         ):
             Duty(name, interval, duty, reactor).setServiceParent(self)
+        self.stats.setServiceParent(self)
 
     def _listening(self, port: Any) -> Any:
         address = port.getHost()

@@ -42,6 +42,7 @@ from backend.node.dispatcher import Dispatcher
 from backend.node.hostinfo import discover
 from backend.node.link import ControllerLink
 from backend.node.nodefiles import NodeFiles
+from backend.node.pollers import DaemonView, NodePollers
 from backend.node.reporter import Reporter
 from backend.node.scheduler import Scheduler
 from backend.node.serializer import Serializer
@@ -94,6 +95,7 @@ class NodeDaemon(service.MultiService):
         retry_max: float = 10.0,
         jitter: Callable[[], float] | None = None,
         blocking: Callable[..., Deferred] | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = check_node_name(short_name(name or socket.gethostname()))
@@ -149,6 +151,11 @@ class NodeDaemon(service.MultiService):
         self._repair_call: Any = None
         self._multicast_port: Any = None
         self._host_known = False
+        #: The stats pollers (a child service; None when stats are off): STATS frames.
+        self.pollers: NodePollers | None = None
+        if stats is not None and stats.get("interval", 1.0) > 0:
+            self.pollers = NodePollers(DaemonView(self), reactor, self.send, **stats)
+            self.pollers.setServiceParent(self)
 
     @property
     def session(self) -> FrameSession | None:
