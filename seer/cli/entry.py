@@ -58,7 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "command": ("seer.cli.messages", "send any command to an agent group"),
 }
 
-#: Commands whose help has no client epilog (exit codes, credentials).
+#: Commands whose help ends without the epilog on exit codes and credentials:
+#: `seer testbed` talks to no controller, and its help never had it.
 WITHOUT_EPILOG = ("testbed",)
 
 
@@ -103,6 +104,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: this process's); its exit code."""
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
