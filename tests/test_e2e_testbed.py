@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from seer.client import Experiment
-from seer.testbed import build, runner, state
+from seer.testbed import build, pids, runner, state
 from seer.testbed.netns import can_build, in_namespace
 from seer.testbed.topology import load_topology, parse_topology
 
@@ -182,3 +182,31 @@ def test_a_name_in_use_is_refused():
     finally:
         runner.down(topology.name)
     assert state.known() == []
+
+
+def test_what_a_killed_daemon_left_behind_goes_down_with_the_testbed(tmp_path):
+    topology = parse_topology("[nodes]\na = {}\nb = {}\n[lans.x]\nnodes = ['a', 'b']\n",
+                              name=unique("orph"))
+    testbed = runner.up(topology)
+    try:
+        with client_of(testbed) as exp:
+            assert exp.agent("TCPDUMP", "cap").start(target="a").ok
+        daemon = next(r for r in runner.processes(topology.name) if r.name == "a")
+        supervisor = next(r for r in runner.processes(topology.name) if r.name == "supervisor")
+        capture = eventually(lambda: pids.descendants([daemon.pid]), bool, timeout=10,
+                             interval=0.1)
+        assert capture, "TCPDUMP started no process"
+        os.kill(daemon.pid, signal.SIGKILL)
+        # Adopted by the supervisor (the child subreaper), not by init.
+        assert eventually(lambda: parent_of(capture[0].pid), lambda p: p == supervisor.pid,
+                          timeout=5, interval=0.05) == supervisor.pid
+    finally:
+        runner.down(topology.name)
+    assert not pids.is_running(capture[0])
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None

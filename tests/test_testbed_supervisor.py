@@ -47,7 +47,7 @@ def test_every_program_starts_with_its_pid_and_start_time_recorded(made):
 
 
 def test_a_process_that_dies_is_restarted_after_a_backoff_that_grows(made):
-    supervisor, reactor, changes, _ = made
+    supervisor, reactor, _, _ = made
     delays = []
     for _ in range(5):
         current(reactor, "n1").exit(signal=signal.SIGKILL)
@@ -78,7 +78,7 @@ def test_a_run_that_lasted_resets_the_backoff(made):
 
 
 def test_the_supervisor_notes_exits_and_restarts_in_the_process_log(made, tmp_path):
-    supervisor, reactor, _, _ = made
+    _, reactor, _, _ = made
     current(reactor, "n1").exit(signal=signal.SIGKILL)
     reactor.advance(1)
     log = (tmp_path / "n1.log").read_text()

@@ -71,7 +71,8 @@ def test_given_addresses_and_shipped_examples():
 ])
 def test_bad_topologies_say_what_is_wrong(text, message):
     if "[nodes]" not in text and "[nodes." not in text:
-        text += "\n[nodes]\na = {}\nb = {}\nc = {}\nclient = {}\n"  # at the end: top-level keys stay top-level
+        # At the end, so that top-level keys stay top-level.
+        text += "\n[nodes]\na = {}\nb = {}\nc = {}\nclient = {}\n"
     with pytest.raises(TopologyError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
         parse_topology(text, "t.toml")

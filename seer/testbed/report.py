@@ -112,7 +112,8 @@ def inspect(name: str) -> dict[str, Any]:
     nodes = []
     for node, info in topology["nodes"].items():
         namespace = build.node_ns(name, node)
-        nodes.append({"name": node, "namespace": namespace, "namespace_exists": namespace in existing,
+        nodes.append({"name": node, "namespace": namespace,
+                      "namespace_exists": namespace in existing,
                       "router": info.get("router", False), "attributes": info.get("attributes", {}),
                       "labels": info.get("labels", []),
                       "control_address": info.get("control_address"),

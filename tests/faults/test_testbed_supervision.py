@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from e2e import eventually, running_testbed
 from seer.client import Experiment
-from seer.testbed import state
+from seer.testbed import build, state
 from seer.testbed.netns import can_build
 
 REASON = can_build()
@@ -58,14 +59,13 @@ def node_table(bed) -> dict[str, dict]:
 
 
 def daemon_pid(bed, node: str) -> int | None:
-    """The PID of the node's daemon, from the process in its namespace (not from SEER)."""
-    ns_inode = os.stat(f"/run/netns/seer-{bed['name']}.{node}").st_ino \
-        if os.path.exists(f"/run/netns/seer-{bed['name']}.{node}") else \
-        os.stat(f"/run/netns/seer-{bed['name']}-{node}").st_ino
+    """The PID of the node's daemon, found as the daemon process in the node's
+    namespace -- not from SEER's records, which are what is under test."""
+    ns_inode = os.stat(f"/run/netns/{build.node_ns(bed['name'], node)}").st_ino
     for entry in os.listdir("/proc"):
         try:
             if entry.isdigit() and os.stat(f"/proc/{entry}/ns/net").st_ino == ns_inode and \
-                    b"daemon" in open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0"):
+                    b"daemon" in Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0"):
                 return int(entry)
         except OSError:
             continue
