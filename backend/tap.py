@@ -32,6 +32,10 @@ def make_controller(settings: dict[str, Any], reactor: Any) -> Controller:
         parse_hostport(settings["group"], "multicast group"), settings["name"],
         nodefile=nodes, required=settings["required"], reactor=reactor,
         **{key: settings[key] for key in _CONTROLLER_KEYWORDS},
+        stats={"http": settings["http"], "http_url": settings["http_url"],
+               "interval": settings["stats_interval"], "history": settings["stats_history"],
+               "link_names": settings["link_names"],
+               "aggregator_dirs": settings["aggregator_dirs"]},
     )
 
 
@@ -42,4 +46,6 @@ def make_daemon(settings: dict[str, Any], reactor: Any) -> NodeDaemon:
         registry=default_registry([Path(d) for d in settings["agent_dirs"]]),
         addresses=settings["addresses"] or None, workdir=settings["workdir"] or None,
         **{key: settings[key] for key in _DAEMON_KEYWORDS},
+        stats={"interval": settings["stats_interval"], "names": settings["pollers"] or None,
+               "dirs": settings["poller_dirs"]},
     )

@@ -98,6 +98,18 @@ def _to_hostport(value: Any) -> str:
     return value
 
 
+def _to_optional_hostport(value: Any) -> str:
+    """HOST:PORT, or empty for "not given" (the daemon then finds its controller)."""
+    return _to_hostport(value) if _to_str(value) else ""
+
+
+def _to_optional_hostport(value: Any) -> str:
+    """HOST:PORT, or "" for none (a port that is off)."""
+    if _to_str(value):
+        parse_hostport(value)
+    return value
+
+
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "str": _to_str,
     "int": _to_int,
@@ -105,6 +117,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "list": _to_list,
     "table": _to_table,
     "hostport": _to_hostport,
+    "hostport?": _to_optional_hostport,
+    "optional_hostport": _to_optional_hostport,
 }
 
 
@@ -161,12 +175,26 @@ CONTROLLER_SETTINGS = [
     Setting("heartbeat_timeout", "float", HEARTBEAT_TIMEOUT,
             "seconds of silence after which a node is unreachable (the daemons use the same)",
             0.3),
+    Setting("http", "optional_hostport", "127.0.0.1:0",
+            "HOST:PORT of the HTTP port serving /metrics (port 0: any free port; empty: none); "
+            "`seer status --json` says where it is"),
+    Setting("http_url", "str", "",
+            "the URL clients are given for the HTTP port, when they reach it another way "
+            "(a relay); default http://HOST:PORT as bound"),
+    Setting("stats_interval", "float", 1.0,
+            "seconds between aggregates of the nodes' readings (rates, history, sinks)", 0.1),
+    Setting("stats_history", "float", 600.0,
+            "seconds of aggregates kept in memory for `seer stats` and the dashboard", 1.0),
+    Setting("link_names", "table", {},
+            "SUBNET=NAME names of the experiment's links and LANs (default: the subnet)"),
+    Setting("aggregator_dirs", "list", [], "extra folders of Aggregator modules"),
 ]
 
 DAEMON_SETTINGS = [
     Setting("name", "str", "",
             "this node's name (default: the host name without its domain)"),
-    Setting("controller", "hostport", "127.0.0.1:7700", "HOST:PORT of the controller"),
+    Setting("controller", "hostport?", "",
+            "HOST:PORT of the controller (default: found from its PINGs on the group)"),
     Setting("group", "hostport", "239.255.77.1:7701", "multicast GROUP:PORT to join"),
     Setting("interface", "str", "127.0.0.1",
             "address or name of the control interface to join the group on"),
@@ -184,6 +212,12 @@ DAEMON_SETTINGS = [
     Setting("rx_drop_seed", "int", None,
             "seed for rx_drop, for repeatable runs (default: a fresh random seed at each "
             "start, so that repeated runs sample different loss patterns)"),
+    Setting("stats_interval", "float", 1.0,
+            "seconds between the pollers' readings and STATS frames (0: no stats)", 0.0),
+    Setting("pollers", "list", [],
+            "pollers to run (default: every one loaded: interface, qdisc, host, agent, "
+            "process and any from poller_dirs or the seer.pollers entry points)"),
+    Setting("poller_dirs", "list", [], "extra folders of Poller modules"),
 ]
 
 
@@ -199,7 +233,7 @@ def add_flags(parser: argparse.ArgumentParser, settings: list[Setting]) -> None:
             kwargs["action"] = "append"
             kwargs["metavar"] = "KEY=VALUE" if s.type == "table" else "VALUE"
         else:
-            kwargs["metavar"] = s.type.upper() if s.type != "hostport" else "HOST:PORT"
+            kwargs["metavar"] = "HOST:PORT" if "hostport" in s.type else s.type.upper()
         parser.add_argument(s.flag, **kwargs)
 
 

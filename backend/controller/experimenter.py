@@ -184,4 +184,6 @@ class ExperimenterDesk:
             "nodes": [{"name": r.name, "up": r.up, "serial": r.serial,
                        "lag": r.lag(comm.sent_serial)} for r in c.nodes],
             "counters": dict(c.counters),
+            # Where Prometheus scrapes the experiment's readings (None: no HTTP port).
+            "metrics": c.stats.metrics_url,
         }

@@ -105,6 +105,8 @@ class ScriptRunner:
         self.runs: dict[str, Run] = {}
         self._by_token: dict[str, Run] = {}
         self._numbers = itertools.count(1)
+        #: Told of each run's start and end (run_started, run_ended): the run records.
+        self.listeners: list[Any] = []
 
     # -- starting -------------------------------------------------------------------
 
@@ -135,6 +137,8 @@ class ScriptRunner:
                                                 path=str(run.folder))
         self.runs[run.id] = run
         self._by_token[run.token] = run
+        for listener in self.listeners:
+            listener.run_started(run)
         log.info("run {run}: {experimenter} started {script} (pid {pid})", run=run.id,
                  experimenter=run.experimenter, script=path.name, pid=run.process.pid)
         return run
@@ -201,6 +205,8 @@ class ScriptRunner:
         run.started.clear()
         log.info("run {run} ended: {how}", run=run.id,
                  how=f"signal {sig}" if sig else f"exit code {code}")
+        for listener in self.listeners:  # its record is closed before results/ are read
+            listener.run_ended(run)
 
         def unreadable(failure: Failure) -> list:
             log.failure("reading run {run}'s results", failure, run=run.id)

@@ -35,6 +35,10 @@ class RequestSender:
         self.clock = clock
         self.default_timeout = default_timeout
         self.refuse = refuse
+        #: (message, serial, nodes, outcomes, sent at) of every finished request: the
+        #: stats pipeline's command log.
+        self.on_result: Callable[[dict[str, Any], int, list[str], dict[str, Any], float],
+                                 None] | None = None
 
     def send(
         self,
@@ -64,6 +68,8 @@ class RequestSender:
             if on_done is not None:
                 on_done(serial)
             sock.send({"type": "RESULT", "id": request_id, "serial": serial, "outcomes": outcomes})
+            if self.on_result is not None:
+                self.on_result(message, serial, nodes, outcomes, now)
 
         def sent(serial: int) -> None:
             if on_sent is not None:

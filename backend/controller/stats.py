@@ -1,0 +1,73 @@
+"""The controller's stats: the pipeline, its sinks and its HTTP port, as one child service.
+
+:class:`StatsService` holds the :class:`~backend.controller.aggregators.
+pipeline.StatsPipeline` (readings, aggregates, history, command log), the
+run records, the Prometheus registry and -- when the ``http`` setting is
+not empty -- the HTTP port serving ``/metrics`` (:mod:`~backend.controller.
+web`).  Its children are the aggregation duty (``doUpdates`` every
+interval) and the HTTP port; the Controller adds it as a child of its own
+and routes the STATS, READINGS and node STATS frames to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+
+from backend.controller.aggregators.pipeline import StatsPipeline
+from backend.controller.metrics import registry_for
+from backend.controller.ports import Duty
+from backend.controller.runrecord import RunRecords
+from backend.controller.web import WebService
+from backend.net.session import FrameSession
+from seer.config import parse_hostport
+from seer.protocol.wire import Frame
+
+
+class StatsService(service.MultiService):
+    def __init__(self, controller: Any, *, http: str = "127.0.0.1:0", http_url: str = "",
+                 interval: float = 1.0, history: float = 600.0,
+                 link_names: dict[str, str] | None = None, aggregator_dirs: list[str] = (),
+                 max_series: int = 100_000) -> None:
+        super().__init__()
+        self.setName("stats")
+        self.controller = controller
+        reactor = controller.reactor
+        self.pipeline = StatsPipeline(
+            reactor, controller.nodes, interval=interval, history=history,
+            link_names=link_names, aggregator_dirs=list(aggregator_dirs), max_series=max_series,
+            alive=lambda session: session in controller.client_sessions)
+        self.records = RunRecords()
+        self.pipeline.sinks.append(self.records)
+        self.registry = registry_for(self.pipeline, max_series)
+        Duty("aggregate", interval, self.pipeline.doUpdates, reactor).setServiceParent(self)
+        self.web: WebService | None = None
+        if http:
+            host, port = parse_hostport(http, "http")
+            self.web = WebService(reactor, host, port, self.registry, http_url)
+            self.web.setServiceParent(self)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where Prometheus scrapes this controller (None without an HTTP port)."""
+        url = self.web.url if self.web is not None else None
+        return f"{url}/metrics" if url else None
+
+    def stopService(self) -> Any:
+        self.records.close_all()
+        return super().stopService()
+
+    # -- frames the controller routes here ----------------------------------------------
+
+    def node_stats(self, sock: FrameSession, msg: Frame) -> None:
+        """A node's STATS frame: its pollers' readings."""
+        self.pipeline.node_frame(sock, msg)
+
+    def readings(self, sock: FrameSession, msg: Frame) -> None:
+        """READINGS: an experimenter's readings for what no node sees (the testbed's links)."""
+        self.pipeline.external(sock, msg)
+
+    def request(self, sock: FrameSession, msg: Frame) -> None:
+        """STATS: the current aggregate, history, command log; or a subscription."""
+        self.pipeline.request(sock, msg, self.metrics_url)

@@ -1,0 +1,155 @@
+"""The daemon's pollers as one child service, and the STATS frame they fill.
+
+Every poller of the node starts at the same random part of its interval
+(the node's phase: nodes started together do not read in step, while one
+node's pollers read together), so the readings of one interval leave in
+one STATS frame, FLUSH_DELAY after the first of them (long enough for the
+netlink answer).  The frame carries the node's clock, each reading's own
+time and every poller's counters (readings, no_response, errors, CPU).
+While the controller is unreachable readings are not kept: the counters
+they carry are cumulative, so the next frame after the reconnection
+carries everything but the resolution in between.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Protocol
+
+from twisted.application import service
+from twisted.logger import Logger
+
+from backend.node.pollers.base import Poller, Reading
+from backend.node.pollers.shipped import SHIPPED
+from backend.plugins import PluginSet
+
+log = Logger()
+
+ENTRY_POINT_GROUP = "seer.pollers"
+#: Seconds between the first reading of an interval and its frame.
+FLUSH_DELAY = 0.05
+
+
+class NodeView(Protocol):
+    """What pollers may read of their daemon."""
+
+    name: str
+
+    def interfaces(self) -> list[str]: ...
+
+    def groups(self) -> dict[tuple[str, str], Any]: ...
+
+    def run_state(self, key: tuple[str, str]) -> str | None: ...
+
+    def group_pids(self, key: tuple[str, str]) -> list[int]: ...
+
+
+class DaemonView:
+    """A NodeDaemon seen by its pollers: only what they read."""
+
+    def __init__(self, daemon: Any) -> None:
+        self._daemon = daemon
+        self.name = daemon.name
+
+    def interfaces(self) -> list[str]:
+        return [i.get("name") for i in self._daemon.interfaces if i.get("name")]
+
+    def groups(self) -> dict[tuple[str, str], Any]:
+        return dict(self._daemon.dispatcher.instances)
+
+    def run_state(self, key: tuple[str, str]) -> str | None:
+        return self._daemon.dispatcher.run_state.get(key)
+
+    def group_pids(self, key: tuple[str, str]) -> list[int]:
+        agent = self._daemon.dispatcher.instances.get(key)
+        manager = getattr(getattr(agent, "context", None), "processes", None)
+        return sorted(manager.running) if manager is not None else []
+
+
+def load_pollers(dirs: list[str] = ()) -> PluginSet[Poller]:
+    """Shipped pollers, then the ``seer.pollers`` entry points, then folders (later wins)."""
+    plugins: PluginSet[Poller] = PluginSet(Poller, "poller")
+    for cls in SHIPPED:
+        plugins.add(cls, "shipped")
+    plugins.load_entry_points(ENTRY_POINT_GROUP)
+    for directory in dirs:
+        plugins.load_directory(directory)
+    return plugins
+
+
+class NodePollers(service.Service):
+    """Runs the node's pollers and sends their readings as STATS frames."""
+
+    def __init__(self, view: NodeView, clock: Any, send: Callable[[dict[str, Any]], bool], *,
+                 interval: float = 1.0, names: list[str] | None = None,
+                 dirs: list[str] = (), rng: random.Random | None = None,
+                 plugins: PluginSet[Poller] | None = None) -> None:
+        self.setName("pollers")
+        self.view = view
+        self.clock = clock
+        self._send = send
+        self.interval = interval
+        self.rng = rng or random.Random()
+        self.plugins = plugins or load_pollers(list(dirs))
+        unknown = sorted(set(names or []) - set(self.plugins.classes))
+        if unknown:
+            raise ValueError(f"no poller called {', '.join(unknown)} (there are: "
+                             f"{', '.join(sorted(self.plugins.classes))})")
+        wanted = names or sorted(self.plugins.classes)
+        self.pollers: list[Poller] = []
+        for name in wanted:
+            poller = self.plugins.classes[name](view, clock, interval=interval, rng=self.rng)
+            poller.on_reading = self._reading
+            self.pollers.append(poller)
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._flush_call: Any = None
+        self.seq = 0
+        self.frames = 0
+        self.bytes_sent = 0
+        self.unsent = 0
+        #: CPU seconds spent building and sending frames.
+        self.cpu_seconds = 0.0
+
+    def startService(self) -> None:
+        super().startService()
+        if self.interval <= 0:
+            return
+        phase = self.rng.uniform(0, self.interval)
+        for poller in self.pollers:
+            poller.start(phase % poller.interval)
+
+    def stopService(self) -> None:
+        super().stopService()
+        for poller in self.pollers:
+            poller.stop()
+            poller.close()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+
+    def _reading(self, poller: Poller, rcv_time: float, reading: Reading) -> None:
+        self._pending[poller.NAME] = {"poller": poller.NAME, "t": round(rcv_time, 3),
+                                      "series": reading}
+        if self._flush_call is None or not self._flush_call.active():
+            self._flush_call = self.clock.callLater(FLUSH_DELAY, self.flush)
+
+    def frame(self) -> dict[str, Any]:
+        """The STATS frame of what came since the last one."""
+        self.seq += 1
+        readings, self._pending = list(self._pending.values()), {}
+        return {"type": "STATS", "time": round(self.clock.seconds(), 3), "seq": self.seq,
+                "interval": self.interval, "readings": readings,
+                "pollers": {p.NAME: p.status() for p in self.pollers},
+                "cpu_seconds_total": round(self.cpu_seconds
+                                           + sum(p.cpu_seconds for p in self.pollers), 6)}
+
+    def flush(self) -> None:
+        self._flush_call = None
+        started = time.thread_time()
+        frame = self.frame()
+        if self._send(frame):
+            self.frames += 1
+        else:
+            self.unsent += 1
+        self.cpu_seconds += time.thread_time() - started
