@@ -103,8 +103,8 @@ def _to_optional_hostport(value: Any) -> str:
     return _to_hostport(value) if _to_str(value) else ""
 
 
-def _to_optional_hostport(value: Any) -> str:
-    """HOST:PORT, or "" for none (a port that is off)."""
+def _to_hostport_or_off(value: Any) -> str:
+    """HOST:PORT, or "" for a port that is off."""
     if _to_str(value):
         parse_hostport(value)
     return value
@@ -118,7 +118,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "table": _to_table,
     "hostport": _to_hostport,
     "hostport?": _to_optional_hostport,
-    "optional_hostport": _to_optional_hostport,
+    "hostport_or_off": _to_hostport_or_off,
 }
 
 
@@ -175,7 +175,7 @@ CONTROLLER_SETTINGS = [
     Setting("heartbeat_timeout", "float", HEARTBEAT_TIMEOUT,
             "seconds of silence after which a node is unreachable (the daemons use the same)",
             0.3),
-    Setting("http", "optional_hostport", "127.0.0.1:0",
+    Setting("http", "hostport_or_off", "127.0.0.1:0",
             "HOST:PORT of the HTTP port serving /metrics (port 0: any free port; empty: none); "
             "`seer status --json` says where it is"),
     Setting("http_url", "str", "",
