@@ -68,7 +68,8 @@ def render_status(s: dict[str, Any]) -> str:
     supervisor = s["supervisor"]
     head = (f"testbed {s['name']}: {'up' if s['up'] else 'not up'}, {s['namespaces']} namespaces, "
             + (f"supervisor pid {supervisor['pid']}" if supervisor["running"]
-               else "supervisor NOT running")
+               else "supervisor NOT running: nothing restarts its processes; "
+                    f"`seer testbed down {s['name']}`, then up again")
             + (f", control loss {s['control_loss']:.0%}" if s.get("control_loss") else ""))
     lines = [head]
     rows = [("PROCESS", "STATE", "PID", "RESTARTS", "NODE", "SERIAL", "NOTE")]

@@ -120,8 +120,7 @@ def main(reactor: Any, folder_name: str) -> Deferred:
 
     def finished(_: Any) -> None:
         reaper.stop()
-        socket.unlink(missing_ok=True)
-        # A moment for the shutdown reply to reach the client before the exit.
+        # (The socket file goes when the reactor closes the port.)  A moment for the shutdown reply to reach the client before the exit.
         reactor.callLater(0.2, done.callback, None)
 
     supervisor.finished.addCallback(finished)
