@@ -98,6 +98,11 @@ def _to_hostport(value: Any) -> str:
     return value
 
 
+def _to_optional_hostport(value: Any) -> str:
+    """HOST:PORT, or empty for "not given" (the daemon then finds its controller)."""
+    return _to_hostport(value) if _to_str(value) else ""
+
+
 def _to_hostport_or_off(value: Any) -> str:
     """HOST:PORT, or "" for a port that is off."""
     if _to_str(value):
@@ -112,6 +117,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "list": _to_list,
     "table": _to_table,
     "hostport": _to_hostport,
+    "hostport?": _to_optional_hostport,
     "hostport_or_off": _to_hostport_or_off,
 }
 
@@ -187,7 +193,8 @@ CONTROLLER_SETTINGS = [
 DAEMON_SETTINGS = [
     Setting("name", "str", "",
             "this node's name (default: the host name without its domain)"),
-    Setting("controller", "hostport", "127.0.0.1:7700", "HOST:PORT of the controller"),
+    Setting("controller", "hostport?", "",
+            "HOST:PORT of the controller (default: found from its PINGs on the group)"),
     Setting("group", "hostport", "239.255.77.1:7701", "multicast GROUP:PORT to join"),
     Setting("interface", "str", "127.0.0.1",
             "address or name of the control interface to join the group on"),

@@ -64,6 +64,7 @@ class LocalExperiment:
         common_daemon_args: Iterable[str] = (),
         python: str = sys.executable,
         grace: float = 10.0,
+        discover: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,8 @@ class LocalExperiment:
         self.common_daemon_args = list(common_daemon_args)
         self.python = python
         self.grace = grace
+        #: Daemons started without --controller find it from its PINGs.
+        self.discover = discover
         self.port = free_tcp_port()
         self.group = random_group()
         self.group_port = free_udp_port()
@@ -129,8 +132,9 @@ class LocalExperiment:
                          + self.log_tail("controller"))
 
     def start_daemon(self, name: str) -> None:
+        where = [] if self.discover else ["--controller", self.address]
         self.daemons[name] = self._spawn(name, [
-            "daemon", "--name", name, "--controller", self.address,
+            "daemon", "--name", name, *where,
             "--group", f"{self.group}:{self.group_port}", "--interface", "127.0.0.1",
             "--certs", str(self.certs), "--workdir", str(self.workdir / "nodes" / name),
             # Every loopback node's experiment address is 127.0.0.1, so its

@@ -101,7 +101,9 @@ def test_a_node_cannot_register_under_another_nodes_name(lab):
     s = FakeSession("n1", "node")
     lab.c.sessionOpened(s)
     lab.c.frameReceived(s, Frame({"type": "INFO", "name": "n2"}))
-    assert "certificate is for node 'n1', not 'n2'" in s.of_type("ERROR")[0].get("error")
+    (refused,) = s.of_type("REFUSED")
+    assert "certificate is for node 'n1', not 'n2'" in refused.get("error")
+    assert refused.get("retry") is False  # trying again cannot help
     assert s.closed and not lab.c.nodes.get("n2").up
 
 
@@ -346,7 +348,7 @@ def test_info_with_a_malformed_catalogue_or_interfaces_is_refused(lab, info):
     s = FakeSession("n1", "node")
     lab.c.sessionOpened(s)
     lab.c.frameReceived(s, Frame(dict({"type": "INFO", "name": "n1"}, **info)))
-    assert s.of_type("ERROR") and s.closed and not lab.c.nodes.get("n1").up
+    assert s.of_type("REFUSED") and s.closed and not lab.c.nodes.get("n1").up
 
 
 def test_stopping_with_queued_messages_leaves_no_timer(lab):

@@ -14,7 +14,10 @@ from backend.runtime.agentloader import AgentRegistry
 from backend.node.daemon import NodeDaemon
 from seer.testing import FakeReactor, FakeSession
 from seer.protocol.datagrams import KIND_MESSAGES, KIND_PING, SigningKeys, encode_datagram
-from seer.protocol.wire import Frame
+from seer.protocol.wire import Frame, encode_frame
+
+#: Where the fake controller is (a daemon given none would look for it).
+CONTROLLER = "127.0.0.1:7700"
 
 EPOCH = 77
 
@@ -43,7 +46,8 @@ class Node:
         registry.add(Tally, "test")
         self.reactor = reactor
         self.keys = SigningKeys.generate()
-        self.d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=registry,
+        self.d = NodeDaemon("n1", reactor=reactor, controller=CONTROLLER,
+                            certs=certs_dir, registry=registry,
                             workdir=tmp_path / "n1", **options)
         self.d.startService()
         self.session = FakeSession("seer-controller", "controller")
@@ -258,7 +262,8 @@ def test_reconnects_with_exponential_backoff(certs_dir, tmp_path):
 
     reactor = FakeReactor()
     registry = AgentRegistry()
-    d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=registry,
+    d = NodeDaemon("n1", reactor=reactor, controller=CONTROLLER,
+                   certs=certs_dir, registry=registry,
                    workdir=tmp_path, retry_initial=0.5, retry_max=4.0, jitter=lambda: 0.0)
     d.startService()
     attempts = []
@@ -293,7 +298,8 @@ def test_a_snapshot_does_not_rerun_a_scheduled_message_already_delivered(node):
 
 def test_a_controller_that_never_welcomes_is_dropped_and_retried_with_backoff(certs_dir, tmp_path):
     reactor = FakeReactor()
-    d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=AgentRegistry(),
+    d = NodeDaemon("n1", reactor=reactor, controller=CONTROLLER,
+                   certs=certs_dir, registry=AgentRegistry(),
                    workdir=tmp_path, retry_initial=0.5, retry_max=8.0, jitter=lambda: 0.0)
     d.startService()
     delays = []
@@ -317,3 +323,97 @@ def test_a_daemon_process_does_not_import_the_client_testbed_or_netaddr():
              "'seer.testbed.topology') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# -- one bad message never harms another ------------------------------------------------
+
+
+class Faulty(Agent):
+    """Goes wrong in the ways issue 12 found: in processArgs, validate, handlers, results."""
+
+    AGENT_TYPE = "FAULTY"
+    VARIABLES = [Var("mode", "string", "", "what goes wrong")]
+
+    def processArgs(self, args):
+        if args.get("mode") == "processArgs":
+            raise TypeError("processArgs broke")
+        super().processArgs(args)
+
+    def validate(self, new):
+        if (new.get("mode") or {}).get("*") == "validate":
+            raise RuntimeError("validate broke")
+
+    def handleEXIT(self):
+        sys.exit(2)
+
+    def handleINTERRUPT(self):
+        raise KeyboardInterrupt
+
+    def handleRESULT(self, args):
+        return {"x": object()} if args.get("kind") == "object" else {"x": float("nan")}
+
+    def handleOK(self):
+        return {"ok": self.getNodeVar("mode")}
+
+
+class EncodingSession(FakeSession):
+    """Encodes each frame as the real TLS session does (a frame that cannot be encoded fails)."""
+
+    def send(self, header, blob=b""):
+        self.send_raw(encode_frame(header, blob))
+
+
+def faulty(group="bad", **message):
+    return dict({"agent": "FAULTY", "group": group, "target": "*"}, **message)
+
+
+BAD_MESSAGES = {
+    "processArgs": (faulty(type="SET", vars={"mode": "processArgs"}),
+                    "TypeError: processArgs broke"),
+    "validate": (faulty(type="SET", vars={"mode": "validate"}), "RuntimeError: validate broke"),
+    "sys.exit": (faulty(type="COMMAND", command="EXIT", args={}), "SystemExit: 2"),
+    "KeyboardInterrupt": (faulty(type="COMMAND", command="INTERRUPT", args={}),
+                          "KeyboardInterrupt"),
+    "object result": (faulty(type="COMMAND", command="RESULT", args={"kind": "object"}),
+                      "result['x'] is an object"),
+    "nan result": (faulty(type="COMMAND", command="RESULT", args={"kind": "nan"}),
+                   "result['x'] is nan"),
+}
+
+
+@pytest.fixture
+def faulty_node(certs_dir, tmp_path):
+    reactor = FakeReactor()
+    reactor.advance(1000)
+    n = Node(reactor, certs_dir, tmp_path)
+    n.d.registry.add(Faulty, "test")
+    n.session = EncodingSession("seer-controller", "controller")
+    yield n
+    n.d.stopService()
+
+
+@pytest.mark.parametrize("what", sorted(BAD_MESSAGES))
+def test_a_bad_message_fails_alone_next_to_a_healthy_one_in_the_same_datagram_and_report(
+        faulty_node, what):
+    node = faulty_node
+    node.connect()
+    bad, error = BAD_MESSAGES[what]
+    node.send(node.datagram(1, bad, hit(2), faulty(type="COMMAND", command="OK", args={})))
+    assert Tally.seen == [("n1", 2, "")]  # the healthy group's message ran
+    (report,) = node.reports()  # ... and every outcome came in one REPORT
+    outcomes = {o[0]: o[1:3] for o in report.get("outcomes")}
+    assert outcomes[1][0] == "failed" and error in outcomes[1][1], outcomes[1]
+    assert outcomes[2] == ["applied", None]
+    assert outcomes[3] == ["applied", None]  # the bad message's group keeps working
+    assert report.get("ack") == 3
+
+
+def test_a_bad_message_does_not_stop_its_group_on_later_datagrams(faulty_node):
+    node = faulty_node
+    node.connect()
+    node.send(node.datagram(1, BAD_MESSAGES["validate"][0]))
+    node.send(node.datagram(2, faulty(type="SET", vars={"mode": "fine"}),
+                            faulty(type="COMMAND", command="OK", args={})))
+    outcomes = [o for o in node.outcomes()]
+    assert [o[:2] for o in outcomes] == [[1, "failed"], [2, "applied"], [3, "applied"]]
+    assert outcomes[2][3] == {"ok": "fine"}

@@ -7,6 +7,9 @@ from controller_lab import command
 from backend.net.heartbeat import HEARTBEAT, HEARTBEAT_FRAME, Heartbeat
 from seer.protocol.wire import FrameDecoder
 
+#: Where the fake controller is (a daemon given none would look for it).
+CONTROLLER = "127.0.0.1:7700"
+
 
 def live(session, now):
     """Make a fake session an ordinary one: heard from and sent to at ``now``."""
@@ -90,7 +93,8 @@ def test_a_daemon_drops_a_silent_controller_and_a_ping_brings_it_back_at_once(
     reactor = FakeReactor()
     reactor.advance(1000)
     keys = SigningKeys.generate()
-    d = NodeDaemon("n1", reactor=reactor, certs=certs_dir, registry=AgentRegistry(),
+    d = NodeDaemon("n1", reactor=reactor, controller=CONTROLLER,
+                   certs=certs_dir, registry=AgentRegistry(),
                    workdir=tmp_path / "n1", jitter=lambda: 0.0)
     d.startService()
     session = FakeSession("seer-controller", "controller")

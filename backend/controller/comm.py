@@ -93,6 +93,8 @@ class CommWrapper:
         self.window = window if window is not None else RetransmitWindow()
         self.journal = journal
         self.last_sent_at: float | None = None
+        #: HOST:PORT daemons reach the controller's TLS listener at (in PINGs).
+        self.advertise: str | None = None
         self.message_datagrams = 0
         self.ping_datagrams = 0
         self.send_errors = 0
@@ -209,9 +211,13 @@ class CommWrapper:
         self.sender.send(datagram)
 
     def ping(self) -> None:
-        """Multicast a PING carrying the current serial."""
+        """Multicast a PING carrying the current serial (and, so that daemons
+        can find it, where the controller listens)."""
+        body: dict[str, Any] = {"t": self.clock.seconds()}
+        if self.advertise:
+            body["controller"] = self.advertise
         datagram = encode_datagram(self.keys, KIND_PING, self.epoch, self.sent_serial,
-                                   body={"t": self.clock.seconds()})
+                                   body=body)
         self.last_sent_at = self.clock.seconds()
         try:
             self.sender.send(datagram)

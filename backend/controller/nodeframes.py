@@ -49,14 +49,12 @@ class NodeDesk:
         try:
             info = parse_info(msg.header)
         except InfoError as e:
-            c.refuse(sock, msg, str(e))
-            sock.close()
+            self._refuse_registration(sock, str(e), "refused_info")
             return
         if info["name"] != sock.identity.name:
-            c.count("refused_impersonation")
-            c.refuse(sock, msg, f"this certificate is for node {sock.identity.name!r}, "
-                                f"not {info['name']!r}")
-            sock.close()
+            self._refuse_registration(sock, f"this certificate is for node "
+                                            f"{sock.identity.name!r}, not {info['name']!r}",
+                                      "refused_impersonation")
             return
         name = info["name"]
         previous = c.node_sessions.get(name)
@@ -94,6 +92,15 @@ class NodeDesk:
                  node=name, peer=sock.peer, theirs=info["serial"], ours=current,
                  how=", snapshot" if "snapshot" in welcome else "")
         c.experimenter.node_came_up()
+
+    def _refuse_registration(self, sock: FrameSession, why: str, counter: str) -> None:
+        """Answer an INFO that cannot be registered (the seed's register-ack,
+        negative): REFUSED says why and that retrying will not help."""
+        self.c.count(counter)
+        log.warn("refused the registration of {peer} ({who}): {why}", peer=sock.peer,
+                 who=sock.identity, why=why)
+        sock.send({"type": "REFUSED", "error": why, "retry": False})
+        sock.close()
 
     def report(self, sock: FrameSession, msg: Frame) -> None:
         """Acknowledgements, per-message outcomes and agent events from a node."""

@@ -215,6 +215,11 @@ class Controller(service.MultiService):
     def _listening(self, port: Any) -> Any:
         address = port.getHost()
         self.log.info("listening for TLS on {host}:{port}", host=address.host, port=address.port)
+        # PINGs tell daemons started without --controller where to connect:
+        # the listener's address, or the control interface's for a wildcard.
+        host = address.host if address.host not in ("0.0.0.0", "::", "") else \
+            self.comm.sender.interface_address
+        self.comm.advertise = f"{host}:{address.port}"
         return port
 
     @property

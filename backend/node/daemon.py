@@ -34,10 +34,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from backend.agent import AgentContext
-from backend.net.heartbeat import Heartbeat
 from backend.net.multicast import MulticastReceiver, listen_receiver, resolve_interface
 from backend.net.session import FrameSession
 from backend.net.tls import client_options
+from backend.node.controllerframes import ControllerFrames
+from backend.node.discovery import Discovery
 from backend.node.dispatcher import Dispatcher
 from backend.node.hostinfo import discover
 from backend.node.link import ControllerLink
@@ -46,29 +47,18 @@ from backend.node.pollers import DaemonView, NodePollers
 from backend.node.reporter import Reporter
 from backend.node.scheduler import Scheduler
 from backend.node.serializer import Serializer
+from backend.node.workers import WorkerSupervisor
 from backend.runtime.agentloader import AgentRegistry, default_registry
 from seer import __version__
 from seer.config import parse_hostport
 from seer.protocol.certs import CONTROLLER_NAME, CertDirectory
-from seer.protocol.datagrams import KIND_PING, VerifyingKeys, decode_datagram
+from seer.protocol.datagrams import KIND_PING, VerifyingKeys, decode_datagram, peek_ping
 from seer.protocol.targets import check_node_name, short_name
 from seer.protocol.wire import Frame, WireError
 
 #: Raw datagrams kept (by bytes) before the first WELCOME brings the keys.
 EARLY_LIMIT = 16 * 1024 * 1024
 MAX_NACK_RANGES = 1000
-#: Frames the controller forwards to a node that is a sink.
-SINK_FRAMES = ("REPORT", "STREAM", "STATUS")
-
-
-def _heartbeat_of(welcome: Frame) -> Heartbeat | None:
-    """The heartbeat interval and timeout a WELCOME gives, if it gives usable ones."""
-    given = welcome.get("heartbeat")
-    try:
-        heartbeat = Heartbeat(float(given["interval"]), float(given["timeout"]))
-    except (TypeError, KeyError, ValueError):
-        return None
-    return heartbeat if 0 < heartbeat.interval < heartbeat.timeout else None
 
 
 class NodeDaemon(service.MultiService):
@@ -79,7 +69,7 @@ class NodeDaemon(service.MultiService):
         name: str | None = None,
         *,
         reactor: Any,
-        controller: tuple[str, int] | str = ("127.0.0.1", 7700),
+        controller: tuple[str, int] | str | None = None,
         multicastaddr: tuple[str, int] | str = ("239.255.77.1", 7701),
         interface: str = "127.0.0.1",
         certs: str | Path = "certs",
@@ -96,13 +86,16 @@ class NodeDaemon(service.MultiService):
         jitter: Callable[[], float] | None = None,
         blocking: Callable[..., Deferred] | None = None,
         stats: dict[str, Any] | None = None,
+        isolate: str = "auto",
     ) -> None:
         super().__init__()
         self.name = check_node_name(short_name(name or socket.gethostname()))
         self.setName(self.name)
         self.reactor = reactor
+        #: Where the controller is; None: found from its PINGs (backend.node.discovery).
         self.controller_address = (
-            parse_hostport(controller, "controller") if isinstance(controller, str) else controller
+            parse_hostport(controller, "controller") if isinstance(controller, str) and controller
+            else controller or None
         )
         self.multicastaddr = (
             parse_hostport(multicastaddr, "multicast group")
@@ -137,9 +130,12 @@ class NodeDaemon(service.MultiService):
         )
         self.files = NodeFiles(self.workdir, self.registry, self.request, self._send_frame,
                                self._blocking, self._send_catalogue)
+        #: Agent groups that run isolated run in these worker processes.
+        self.workers = WorkerSupervisor(reactor, blocking=self._blocking)
         self.dispatcher = Dispatcher(
             self.name, self.registry, self._context_for, self.reporter.outcome, reactor,
             system={"PUT": (self.files.put, True), "GET": (self.files.get, False)},
+            workers=self.workers, isolate=isolate,
         )
         self.dispatcher.on_run_ended = self.reporter.run_ended
         self.ping_interval = 1.0
@@ -151,6 +147,11 @@ class NodeDaemon(service.MultiService):
         self._repair_call: Any = None
         self._multicast_port: Any = None
         self._host_known = False
+        #: Fires at the first WELCOME; fails when the controller refused to
+        #: register this node REFUSALS_BEFORE_GIVING_UP times (`seer daemon`
+        #: then exits non-zero, saying why).
+        self.ready: Deferred = Deferred()
+        self.discovery: Discovery | None = None
         #: The stats pollers (a child service; None when stats are off): STATS frames.
         self.pollers: NodePollers | None = None
         if stats is not None and stats.get("interval", 1.0) > 0:
@@ -177,11 +178,13 @@ class NodeDaemon(service.MultiService):
                                      self.datagramReceived)
         self._multicast_port = listen_receiver(self.reactor, self.multicastaddr[1], receiver)
         retry_initial, retry_max, jitter = self._retry
+        self.frames = ControllerFrames(self)
         self.link = ControllerLink(
-            self.reactor, self.controller_address, options, on_frame=self._on_frame,
+            self.reactor, self.controller_address, options, on_frame=self.frames.on_frame,
             info=self._info, on_lost=lambda: None, count=lambda name: self.counters.update([name]),
             retry_initial=retry_initial, retry_max=retry_max, jitter=jitter)
         self.link.setServiceParent(self)
+        self.discovery = Discovery(self.reactor, options, self.link.bind)
         # On loopback (several daemons on one host) the host's own interfaces
         # are not this node's experiment addresses: report only those given.
         if self._discover and not self.interface_address.startswith("127."):
@@ -189,11 +192,12 @@ class NodeDaemon(service.MultiService):
         else:
             self._host_known = True
         super().startService()
-        host, port = self.controller_address
+        where = "%s:%d" % self.controller_address if self.controller_address else \
+            "from its PINGs"
         self.log.info(
-            "daemon {node}: group {group}:{port} on {iface}, controller {host}:{cport}, "
+            "daemon {node}: group {group}:{port} on {iface}, controller {where}, "
             "agents {agents}", node=self.name, group=self.multicastaddr[0],
-            port=self.multicastaddr[1], iface=self.interface_address, host=host, cport=port,
+            port=self.multicastaddr[1], iface=self.interface_address, where=where,
             agents=", ".join(sorted(self.registry.types)) or "none",
         )
 
@@ -204,6 +208,8 @@ class NodeDaemon(service.MultiService):
 
     def stopService(self) -> Deferred:
         self.scheduler.cancel()
+        if self.discovery is not None:
+            self.discovery.cancel()
         self.reporter.stop()
         if self._repair_call is not None and self._repair_call.active():
             self._repair_call.cancel()
@@ -233,98 +239,6 @@ class NodeDaemon(service.MultiService):
             "version": __version__,
         }
 
-    def _on_frame(self, session: FrameSession, frame: Frame) -> None:
-        handler = {
-            "WELCOME": self._on_welcome,
-            "REPAIR": self._on_repair,
-            "SNAPSHOT": self._on_snapshot,
-            "ERROR": self._on_error,
-        }.get(frame.type)
-        if handler is not None:
-            handler(session, frame)
-        elif frame.type in SINK_FRAMES:
-            for listener in self.sink_listeners:
-                listener(frame)
-        else:
-            self.counters["unknown_frames"] += 1
-
-    def _on_welcome(self, session: FrameSession, frame: Frame) -> None:
-        try:
-            keys = VerifyingKeys.from_json(frame.get("keys") or {})
-            epoch, serial = int(frame.get("epoch")), int(frame.get("serial"))
-        except (WireError, TypeError, ValueError) as e:
-            self.log.error("unusable WELCOME from the controller ({error}); reconnecting",
-                           error=str(e))
-            session.close()
-            return
-        reset = bool(frame.get("reset")) or epoch != self.epoch
-        if reset:
-            if self.epoch and epoch != self.epoch:
-                self.log.info("controller epoch changed from {old} to {new}: starting afresh "
-                              "at serial {serial}", old=self.epoch, new=epoch, serial=serial)
-                self.scheduler.cancel()
-            self.epoch = epoch
-            self.serializer = Serializer(next_serial=serial + 1)
-        else:
-            self.serializer.observe(serial)
-        self.keys = keys
-        self.link.welcomed(session, _heartbeat_of(frame))
-        self.ping_interval = float(frame.get("ping_interval") or 1.0)
-        if frame.get("snapshot") is not None:
-            self._apply_snapshot(serial, frame.get("snapshot"), force=reset)
-        early, self._early, self._early_bytes = self._early, [], 0
-        for data in early:
-            self._accept_datagram(data)
-        self.log.info("registered with controller {name}: epoch {epoch}, serial {serial}, "
-                      "delivered up to {mine}", name=frame.get("controller", "?"), epoch=epoch,
-                      serial=serial, mine=self.serializer.delivered_upto)
-        self.reporter.schedule(urgent=True)
-        self._request_repairs()
-
-    def _on_repair(self, session: FrameSession, frame: Frame) -> None:
-        self.counters["repairs_received"] += 1
-        self._accept_datagram(frame.blob)
-
-    def _on_snapshot(self, session: FrameSession, frame: Frame) -> None:
-        if frame.get("epoch") != self.epoch or not isinstance(frame.get("serial"), int):
-            self.counters["stale_snapshots"] += 1
-            return
-        self._apply_snapshot(frame.get("serial"), frame.get("snapshot") or {}, force=False)
-
-    def _on_error(self, session: FrameSession, frame: Frame) -> None:
-        self.log.warn("controller says: {error}", error=frame.get("error"))
-
-    def _apply_snapshot(self, serial: int, snapshot: dict[str, Any], force: bool) -> None:
-        if not force and serial <= self.serializer.delivered_upto:
-            self.counters["stale_snapshots"] += 1
-            return
-        self.counters["snapshots_applied"] += 1
-        # Files first (a group may need an agent module PUT earlier), then the
-        # groups; later messages wait until both are done.
-        done = self.files.sync(snapshot.get("files") or []).addCallback(
-            lambda problems: self.dispatcher.apply_snapshot(snapshot.get("groups") or [])
-            .addCallback(lambda more: problems + more))
-        self.dispatcher.exclusively(done)
-        queued = {s for _, s in self.scheduler.pending()}
-        # Serials this node already delivered were already scheduled (and
-        # may have run since the controller made the snapshot): not again.
-        floor = 0 if force else self.serializer.delivered_upto
-        for later_serial, message in snapshot.get("scheduled") or []:
-            if floor < later_serial <= serial and later_serial not in queued:
-                self.scheduler.submit(later_serial, message)
-        for delivered in self.serializer.skip_to(serial):
-            self.scheduler.submit(*delivered)
-        self.log.info("applied a snapshot at serial {serial} ({groups} agent groups)",
-                      serial=serial, groups=len(snapshot.get("groups") or []))
-
-        def reported(problems: list[str]) -> None:
-            for problem in problems:
-                self.log.warn("{problem}", problem=problem)
-                self.reporter.event("seer", "daemon", "snapshot_problem", {"problem": problem})
-            self.reporter.snapshot_applied(serial)
-
-        done.addCallback(reported)
-
     # -- multicast input: Rx -> verify -> Serializer -> Scheduler ------------------------
 
     def datagramReceived(self, data: bytes) -> None:
@@ -333,15 +247,16 @@ class NodeDaemon(service.MultiService):
             self.counters["rx_dropped"] += 1
             return
         if self.keys is None:
+            self._heard_unverified(data)
             if self._early_bytes + len(data) <= EARLY_LIMIT:
                 self._early.append(data)
                 self._early_bytes += len(data)
             else:
                 self.counters["early_overflow"] += 1
             return
-        self._accept_datagram(data)
+        self.accept_datagram(data)
 
-    def _accept_datagram(self, data: bytes) -> None:
+    def accept_datagram(self, data: bytes) -> None:
         try:
             datagram = decode_datagram(self.keys, data)
         except WireError as e:
@@ -353,14 +268,39 @@ class NodeDaemon(service.MultiService):
         if datagram.kind == KIND_PING:
             self.serializer.observe(datagram.serial)
             if self.session is None:
-                # Our controller is reachable again (after a partition, say).
-                self.link.reconnect_now()
+                self._heard_controller(datagram.body.get("controller"))
         else:
             for serial, message in self.serializer.receive(datagram.numbered()):
                 self.scheduler.submit(serial, message)
-        self._request_repairs()
+        self.request_repairs()
         if self.serializer.delivered_upto != self.reporter.reported_ack:
             self.reporter.schedule(urgent=False)
+
+    def accept_early(self) -> None:
+        """The keys came: verify the datagrams that arrived before them."""
+        early, self._early, self._early_bytes = self._early, [], 0
+        for data in early:
+            self.accept_datagram(data)
+
+    def _heard_unverified(self, data: bytes) -> None:
+        """A datagram before the keys: a PING may say where the controller is."""
+        if self.controller_address is not None or self.session is not None:
+            return  # told where it is, or connected
+        try:
+            where = peek_ping(data).get("controller")
+        except WireError:
+            return
+        if where is not None:
+            self.discovery.consider(where)
+
+    def _heard_controller(self, where: Any) -> None:
+        """Our controller's PING while disconnected: the network is back."""
+        bound = self.link.address
+        if self.controller_address is not None or where is None or \
+                (bound is not None and "%s:%d" % bound == where):
+            self.link.reconnect_now()
+        else:
+            self.discovery.consider(where)  # it moved: probe the new address first
 
     def _drop(self, reason: str, detail: str) -> None:
         key = f"dropped_{reason}"
@@ -377,7 +317,7 @@ class NodeDaemon(service.MultiService):
 
     # -- repairs ---------------------------------------------------------------------------
 
-    def _request_repairs(self) -> None:
+    def request_repairs(self) -> None:
         if self.session is None:
             return
         now = self.reactor.seconds()
@@ -391,7 +331,7 @@ class NodeDaemon(service.MultiService):
 
     def _retry_repairs(self) -> None:
         self._repair_call = None
-        self._request_repairs()
+        self.request_repairs()
 
     # -- what agents and node files use ------------------------------------------------------
 

@@ -44,7 +44,7 @@ class ControllerLink(service.MultiService):
     def __init__(
         self,
         reactor: Any,
-        address: tuple[str, int],
+        address: tuple[str, int] | None,
         tls_options: Any,
         *,
         on_frame: Callable[[FrameSession, Frame], None],
@@ -86,7 +86,20 @@ class ControllerLink(service.MultiService):
         self._last_restart = float("-inf")
 
     def startService(self) -> None:
-        host, port = self.address
+        if self.address is not None:
+            self.bind(self.address)
+        super().startService()
+        self._beats.start(1.0, now=False)
+
+    def bind(self, address: tuple[str, int]) -> None:
+        """Keep connected to the controller at ``address`` (given, or found
+        by discovery); a link bound elsewhere before moves there."""
+        if self._client is not None:
+            if self.address == address:
+                return
+            self._client.disownServiceParent()
+        self.address = address
+        host, port = address
         endpoint = endpoints.SSL4ClientEndpoint(self.reactor, host, port, self.tls_options,
                                                 timeout=10)
         # No prepareConnection: Twisted's ClientService has no transition for
@@ -96,8 +109,6 @@ class ControllerLink(service.MultiService):
         self._client = ClientService(endpoint, SessionFactory(self),
                                      retryPolicy=self.retry_delay, clock=self.reactor)
         self._client.setServiceParent(self)
-        super().startService()
-        self._beats.start(1.0, now=False)
 
     def stopService(self) -> Deferred:
         if self._beats.running:

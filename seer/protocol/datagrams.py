@@ -230,6 +230,19 @@ def peek_datagram_header(data: bytes) -> tuple[int, int, int, int]:
     return kind, epoch, serial, count
 
 
+def peek_ping(data: bytes) -> dict[str, Any]:
+    """The body of a PING, *unverified*: what a daemon that has no keys yet
+    reads to learn where the controller listens (it then trusts that address
+    only once the TLS handshake shows the experiment's controller certificate)."""
+    kind, _, _, count = peek_datagram_header(data)
+    if kind != KIND_PING or count != 0 or len(data) > MAX_DATAGRAM:
+        raise WireError("kind", "not a PING")
+    body = decode_json(data[_DATAGRAM_HEADER.size:-(SIG_LEN + MAC_LEN)], "PING body")
+    if not isinstance(body, dict):
+        raise WireError("body", "PING body must be an object")
+    return body
+
+
 def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
     """Verify and decode one datagram.
 
