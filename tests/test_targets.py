@@ -88,3 +88,14 @@ def test_node_side_check():
 def test_short_names_drop_the_domain():
     assert short_name("node1.exp.deterlab.net") == "node1"
     assert short_name("node1") == "node1"
+
+
+@pytest.mark.parametrize("spec", ["n[1-", "n[1-3", "a[", "n]"])
+def test_a_malformed_pattern_is_said_to_be_malformed_not_to_match_nothing(spec):
+    with pytest.raises(TargetError, match="malformed target"):
+        parse_target(spec)
+
+
+@pytest.mark.parametrize("spec", ["n[1-3]", "n[!a]", "n[]]x", "client*", "@role=x", "has:eth1"])
+def test_well_formed_patterns_parse(spec):
+    assert str(parse_target(spec)) == spec

@@ -71,3 +71,14 @@ def test_distributions_parse(text, name, params):
 def test_bad_distributions_are_refused(text):
     with pytest.raises(DistributionError):
         parse_distribution(text)
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, "9223372036854775808", 1e19])
+def test_an_int_without_bounds_still_refuses_what_does_not_fit_64_bits(value):
+    with pytest.raises(VarError, match="does not fit in 64 bits"):
+        Var("n", "int", 0, "").convert(value)
+
+
+def test_the_64_bit_ends_are_accepted():
+    var = Var("n", "int", 0, "")
+    assert var.convert(2**63 - 1) == 2**63 - 1 and var.convert(-(2**63)) == -(2**63)

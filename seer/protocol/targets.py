@@ -113,11 +113,28 @@ def parse_target(spec: str | Sequence[str] | None) -> Target:
     if not parts:
         return Target((ALL,))
     for part in parts:
+        _check_pattern(part)
         if part.startswith("has:") and len(part) == 4:
             raise TargetError("'has:' needs a label, address or interface after it")
         if part.startswith("@") and len(part.split("=", 1)[0]) == 1:
             raise TargetError("'@' needs an attribute name after it, e.g. @sink")
     return Target(tuple(parts))
+
+
+def _check_pattern(term: str) -> None:
+    """A shell pattern with an unclosed ``[`` (``n[1-``) is a typo, not a
+    pattern that happens to match no node: say so."""
+    if term.startswith(("@", "has:")):
+        return
+    for i, char in enumerate(term):
+        if char == "[":
+            # As in fnmatch, a ']' (or '!]') right after '[' is part of the set.
+            start = i + 2 if term[i + 1:i + 2] in ("!", "]") else i + 1
+            if term.find("]", start) == -1:
+                raise TargetError(f"malformed target {term!r}: the '[' at position {i + 1} "
+                                  "is never closed (e.g. n[1-3])")
+        elif char == "]" and "[" not in term[:i]:
+            raise TargetError(f"malformed target {term!r}: a ']' without its '['")
 
 
 def _attribute_matches(term: str, node: NodeLike) -> bool:

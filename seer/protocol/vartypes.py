@@ -34,19 +34,30 @@ def _as_string(value: Any) -> str:
     return str(value)
 
 
+#: An int variable holds a signed 64-bit integer, bounds or not: what agents,
+#: their tools and every JSON reader on the way can take exactly.
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _as_int(value: Any) -> int:
     if isinstance(value, bool):
         raise VarError(f"expected an integer, got {value!r}")
+    result: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value.strip(), 0)
+            result = int(value.strip(), 0)
         except ValueError:
             pass
-    raise VarError(f"expected an integer, got {value!r}")
+    if result is None:
+        raise VarError(f"expected an integer, got {value!r}")
+    if not INT_RANGE[0] <= result <= INT_RANGE[1]:
+        raise VarError(f"{result} does not fit in 64 bits (an integer from {INT_RANGE[0]} "
+                       f"to {INT_RANGE[1]})")
+    return result
 
 
 def _as_float(value: Any) -> float:
