@@ -1,15 +1,18 @@
 """`seer watch`: a live view of the experiment in an 80-column terminal.
 
 It subscribes as a sink and, every interval, asks the controller for its
-status; it shows the nodes (up or down, last serial, lag, drops, repairs),
-every agent group's counters per node as they stream in, and the latest
-reports.  On a terminal the view is redrawn in place; otherwise each
+status and its stats aggregate; it shows the links' rates and queues, the
+nodes (up or down, last serial, lag, drops, repairs), every agent group's
+counters (from the aggregate, so they are there right after a run too, and
+per node as they stream in), the latest commands and reports.  ``--json``
+prints the same state as one JSON object per refresh.  On a terminal the view is redrawn in place; otherwise each
 refresh is printed after the last.  Rendering is a pure function of the
 collected state, so it is tested without a controller.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
@@ -31,6 +34,15 @@ class WatchState:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     reports: deque = field(default_factory=lambda: deque(maxlen=REPORT_LINES))
+    #: The controller's latest stats aggregate and command log (seer.statsview).
+    aggregate: dict[str, Any] = field(default_factory=dict)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "aggregate": self.aggregate, "commands": self.commands,
+                "node_stats": self.stats,
+                "counters": {f"{a} {g}": by_node for (a, g), by_node in self.counters.items()},
+                "reports": list(self.reports)}
 
     def take(self, frame: Any) -> None:
         """Fold one sink frame into the state."""
@@ -84,6 +96,12 @@ def render(state: WatchState, now: float | None = None) -> list[str]:
             f"{node['name']:<14}{'up' if node.get('up') else 'DOWN':<7}{node.get('serial', 0):>8}"
             f"{(node.get('lag') if node.get('lag') is not None else '-'):>6}{drops:>7}"
             f"{stats.get('repairs_received', 0):>9}"))
+    if state.aggregate:
+        from seer.statsview import group_lines, link_lines
+
+        lines += [""] + link_lines(state.aggregate)
+        if state.aggregate.get("groups"):
+            lines += [""] + group_lines(state.aggregate)
     lines += ["", f"{'AGENT':<9}{'GROUP':<12}{'NODE':<12}COUNTERS"]
     if not state.counters:
         lines.append("  (no agent has streamed counters yet)")
@@ -91,6 +109,14 @@ def render(state: WatchState, now: float | None = None) -> list[str]:
         for node, counters in sorted(by_node.items()):
             shown = [f"{k}={_short(counters[k])}" for k in SHOWN_COUNTERS if k in counters]
             lines.append(_fit(f"{agent:<9}{group:<12}{node:<12}{' '.join(shown)}"))
+    if state.commands:
+        lines += ["", "RECENT COMMANDS"]
+        for entry in state.commands[-REPORT_LINES:]:
+            when = time.strftime("%H:%M:%S", time.localtime(entry.get("time") or 0))
+            counts = " ".join(f"{k} {v}" for k, v in sorted((entry.get("counts") or {}).items()))
+            lines.append(_fit(f"{when} {entry.get('sender', '')}: {entry.get('command', '')} "
+                              f"{entry.get('agent', '')} {entry.get('group', '')} -> "
+                              f"{entry.get('nodes', 0)} node(s): {counts}"))
     lines += ["", "RECENT REPORTS"]
     if not state.reports:
         lines.append("  (none yet)")
@@ -105,19 +131,25 @@ def render(state: WatchState, now: float | None = None) -> list[str]:
 
 
 def watch(experiment: Any, interval: float = 1.0, duration: float | None = None,
-          once: bool = False, out: TextIO = sys.stdout) -> None:
+          once: bool = False, out: TextIO = sys.stdout, as_json: bool = False) -> None:
     """Collect and redraw until Ctrl-C (or ``duration`` seconds, or once)."""
     state = WatchState()
     experiment.subscribe()
-    tty = out.isatty()
+    tty = out.isatty() and not as_json
     deadline = None if duration is None else time.monotonic() + duration
     while True:
         state.take(Frame(dict(experiment.status(), type="STATUS")))
         state.stats = {n["name"]: n.get("stats") or {} for n in experiment.nodes()}
+        stats = experiment.stats(commands=REPORT_LINES)
+        state.aggregate = stats.get("aggregate") or {}
+        state.commands = stats.get("commands") or []
         for frame in experiment.events(timeout=0.0 if once else interval):
             state.take(frame)
-        screen = "\n".join(render(state))
-        out.write(("\033[H\033[2J" if tty else "") + screen + "\n" + ("" if tty else "\n"))
+        if as_json:
+            out.write(json.dumps(state.to_json(), default=str) + "\n")
+        else:
+            screen = "\n".join(render(state))
+            out.write(("\033[H\033[2J" if tty else "") + screen + "\n" + ("" if tty else "\n"))
         out.flush()
         if once or (deadline is not None and time.monotonic() >= deadline):
             return

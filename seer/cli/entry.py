@@ -6,7 +6,7 @@ script, which the package re-exports.)
 Processes:   seer controller | seer daemon | seer certs init | seer testbed
 Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |
              seer start | seer stop | seer command | seer put | seer get |
-             seer status
+             seer status | seer stats
 
 Exit codes (experiment commands): 0 every targeted node applied it (or was
 skipped as not in the group's NODES); 1 a node failed or did not confirm;
@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("seer.cli.info", "list agent types with their commands and variables"),
     "watch": ("seer.cli.info", "a live view of nodes, agent counters and reports"),
     "status": ("seer.cli.info", "show the controller's serial, window and counters"),
+    "stats": ("seer.cli.stats", "current rates per link, node and agent group; record them"),
     "set": ("seer.cli.messages", "set agent variables on nodes"),
     "start": ("seer.cli.messages", "start an agent group"),
     "stop": ("seer.cli.messages", "stop an agent group"),

@@ -66,7 +66,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     with open_experiment(args) as exp:
         try:
-            watch(exp, interval=args.interval, duration=args.duration, once=args.once)
+            watch(exp, interval=args.interval, duration=args.duration, once=args.once,
+                  as_json=args.json)
         except KeyboardInterrupt:
             pass
     return EXIT_OK
@@ -111,9 +112,10 @@ def _define_agents(p: argparse.ArgumentParser) -> None:
 
 
 def _define_watch(p: argparse.ArgumentParser) -> None:
-    p.description = ("Watch the experiment: nodes (up, serial, lag, drops, repairs), every "
-                     "agent group's counters as they stream, recent reports. Redraws in place "
-                     "on a terminal; Ctrl-C ends it.")
+    p.description = ("Watch the experiment: links (rate, drops, queue), nodes (up, serial, "
+                     "lag, drops, repairs), every agent group's counters, recent commands and "
+                     "reports. Redraws in place on a terminal (--json: one JSON object per "
+                     "refresh); Ctrl-C ends it.")
     p.set_defaults(func=cmd_watch)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     p.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -163,6 +163,27 @@ class Experiment:
     def status(self) -> dict[str, Any]:
         return self.connection.request({"type": "STATUS"}).header
 
+    def stats(self, history: float = 0, *, prefixes: list[str] | None = None,
+              commands: int = 0) -> dict[str, Any]:
+        """The controller's aggregate of the nodes' readings: rates per link,
+        node, interface and agent group (``aggregate``), where Prometheus
+        scrapes (``metrics``); with ``history`` seconds of past aggregates
+        (``history``: times and series, keys like ``links/NAME/bps``, those
+        starting with one of ``prefixes``) and the last ``commands``
+        entries of the command log."""
+        header: dict[str, Any] = {"type": "STATS", "history": history, "commands": commands}
+        if prefixes:
+            header["prefixes"] = list(prefixes)
+        reply = self.connection.request(header).header
+        return {k: v for k, v in reply.items() if k not in ("type", "id")}
+
+    def subscribe_stats(self) -> dict[str, Any]:
+        """Become a stats sink: an AGGREGATE frame every interval and a
+        COMMAND_LOG frame for every finished command come to :meth:`events`;
+        returns the current aggregate, as :meth:`stats` does."""
+        reply = self.connection.request({"type": "STATS", "subscribe": True}).header
+        return {k: v for k, v in reply.items() if k not in ("type", "id")}
+
     def subscribe(self) -> None:
         """Become a sink: agents' REPORT and STREAM frames and the
         controller's STATUS updates come to :meth:`events`."""
