@@ -17,8 +17,11 @@ The daemon creates one instance per (agent type, group) on demand, gives it
 its context (node name, group, reactor, reporting, processes), and calls
 ``processArgs`` for SET and ``handleX`` for COMMAND X.  A handler may return
 None, a JSON-able dict (returned to the client as the outcome's result), or a
-Deferred of either; an exception fails that node's outcome with its message
-and leaves everything else running.
+Deferred of either; an exception -- SystemExit and KeyboardInterrupt too --
+fails that node's outcome with its message and leaves everything else
+running, and so does a result that JSON cannot carry.  Groups of agents
+that are not SEER's own run each in a worker process (``ISOLATED``), so
+that one that blocks or crashes cannot stall or kill its node.
 
 Variables are per node with ``'*'`` as the fallback, as in SEER:
 ``getNodeVar(key, node)`` and ``getNodeTable(key)``.  The ``NODES`` variable,
@@ -79,6 +82,15 @@ class Agent(AgentProcesses, TrafficGenerator):
     MENU: ClassVar[str] = "Control"
     #: The agent's variables (NODES is added for every agent).
     VARIABLES: ClassVar[list[Var]] = []
+    #: Whether the agent makes attack traffic (default: its MENU is "Attack"):
+    #: the controller then refuses to START it on every node by default.
+    ATTACK: ClassVar[bool | None] = None
+    #: Where its groups run: True, each in a worker process of its own (a
+    #: handler that blocks or crashes takes down that worker only); False,
+    #: in the daemon's process (no hop: for small, well-tested agents);
+    #: None, the daemon decides -- SEER's shipped agents inline, others
+    #: isolated.  A daemon's ``isolate = "all"`` or ``"none"`` overrides it.
+    ISOLATED: ClassVar[bool | None] = None
 
     log = Logger()
 
@@ -157,6 +169,7 @@ class Agent(AgentProcesses, TrafficGenerator):
             "menu": cls.MENU,
             "commands": cls.commands(),
             "variables": [v.to_json() for v in cls.declared_variables().values()],
+            "attack": cls.MENU == "Attack" if cls.ATTACK is None else bool(cls.ATTACK),
         }
 
     # -- variables (SEER API) ---------------------------------------------------

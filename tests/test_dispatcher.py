@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -179,3 +181,192 @@ def test_outcomes_say_when_the_node_started_on_the_message(setup):
     d.dispatch(1, cmd("NEVER"))
     clock.advance(30)  # it times out 30 s later, but it started at 50
     assert seen[0][:2] == (1, "failed") and seen[0][4] == 50.0
+
+
+# -- one bad message never harms another ------------------------------------------------
+
+
+class Bad(Agent):
+    """A legacy-style agent that goes wrong in every way it can."""
+
+    AGENT_TYPE = "BAD"
+    VARIABLES = [Var("mode", "string", "", "what goes wrong")]
+
+    def processArgs(self, args):
+        if args.get("mode") == "processArgs":
+            raise RuntimeError("processArgs broke")
+        super().processArgs(args)
+
+    def validate(self, new):
+        if (new.get("mode") or {}).get("*") == "validate":
+            raise LookupError("validate broke")
+
+    def handleEXIT(self):
+        sys.exit(3)
+
+    def handleINTERRUPT(self):
+        raise KeyboardInterrupt
+
+    def handleGENERATOREXIT(self):
+        raise GeneratorExit
+
+    def handleRESULT(self, args):
+        return {"object": {"x": object()}, "nan": {"x": float("nan")},
+                "inf": [1, float("inf")], "key": {("a", "b"): 1},
+                "big": {"x": "y" * (2 << 20)}, "top": Var("v", "int", 1, "")}[args["kind"]]
+
+    def handleLATER(self, args):
+        d = Deferred()
+        self.reactor.callLater(1, d.callback, {"x": float(args.get("value", "nan"))})
+        return d
+
+    def handleREPORT(self):
+        self.report("odd", thing=object(), number=float("nan"))
+
+    def handleOK(self):
+        return {"ok": True}
+
+
+def bad_setup_agent(failing: list[bool]) -> type[Agent]:
+    class BadSetup(Agent):
+        AGENT_TYPE = "BADSETUP"
+
+        def setup(self):
+            if failing[0]:
+                raise SystemExit("setup gave up")
+
+        def handleOK(self):
+            return "fine"
+
+    return BadSetup
+
+
+class Async(Agent):
+    AGENT_TYPE = "ASYNC"
+
+    async def handleWAIT(self):
+        return {"awaited": True}
+
+
+@pytest.fixture
+def setup_fails() -> list[bool]:
+    return [True]
+
+
+@pytest.fixture
+def bad_setup(setup_fails):
+    registry = AgentRegistry()
+    for cls in (Bad, bad_setup_agent(setup_fails), Async, Other):
+        registry.add(cls, "test")
+    clock = Clock()
+    outcomes: list = []
+    events: list = []
+    d = Dispatcher("n1", registry,
+                   lambda t, g: AgentContext(node="n1", agent_type=t, group=g, reactor=clock,
+                                             report=lambda e, data: events.append((e, data))),
+                   lambda *o: outcomes.append(o[:4]), clock, handler_timeout=30)
+    return d, outcomes, clock, events
+
+
+def bad_set(mode, group="g"):
+    return {"type": "SET", "agent": "BAD", "group": group, "vars": {"mode": mode}, "target": "*"}
+
+
+@pytest.mark.parametrize("mode, error", [
+    ("processArgs", "RuntimeError: processArgs broke [at processArgs (test_dispatcher.py:"),
+    ("validate", "LookupError: validate broke [at validate (test_dispatcher.py:"),
+])
+def test_processargs_or_validate_raising_fails_that_set_alone_and_the_group_goes_on(
+        bad_setup, mode, error):
+    d, outcomes, _, _ = bad_setup
+    d.dispatch(1, bad_set(mode))
+    d.dispatch(2, cmd("PING", agent="OTHER", group="healthy"))
+    d.dispatch(3, cmd("OK", agent="BAD"))
+    assert [o[:2] for o in outcomes] == [(1, "failed"), (2, "applied"), (3, "applied")]
+    assert outcomes[0][2].startswith(error), outcomes[0][2]
+    assert d.instances[("BAD", "g")].getNodeVar("mode") == ""  # the SET changed nothing
+    assert d._queues == {}  # no group is left waiting
+
+
+@pytest.mark.parametrize("command, error", [
+    ("EXIT", "SystemExit: 3 [at handleEXIT (test_dispatcher.py:"),
+    ("INTERRUPT", "KeyboardInterrupt [at handleINTERRUPT (test_dispatcher.py:"),
+    ("GENERATOREXIT", "GeneratorExit [at handleGENERATOREXIT (test_dispatcher.py:"),
+])
+def test_sys_exit_and_keyboard_interrupt_in_a_handler_fail_that_message_alone(
+        bad_setup, command, error):
+    d, outcomes, _, _ = bad_setup
+    assert d.dispatch(1, cmd(command, agent="BAD")) is True
+    d.dispatch(2, cmd("OK", agent="BAD"))
+    assert [o[:2] for o in outcomes] == [(1, "failed"), (2, "applied")]
+    assert outcomes[0][2].startswith(error), outcomes[0][2]
+    assert outcomes[1][3] == {"ok": True}
+
+
+@pytest.mark.parametrize("kind, why", [
+    ("object", "result['x'] is an object (<object object at"),
+    ("nan", "result['x'] is nan, which JSON cannot carry"),
+    ("inf", "result[1] is inf, which JSON cannot carry"),
+    ("key", "result has a key of type tuple (('a', 'b'))"),
+    ("big", "the result is 2097160 bytes of JSON, more than the 1048576 an outcome may carry"),
+])
+def test_a_result_json_cannot_carry_fails_that_message_saying_what_and_where(
+        bad_setup, kind, why):
+    d, outcomes, _, _ = bad_setup
+    d.dispatch(1, cmd("RESULT", agent="BAD", kind=kind))
+    d.dispatch(2, cmd("PING", agent="OTHER"))
+    (serial, status, error, result), healthy = outcomes
+    assert (serial, status, result) == (1, "failed", None)
+    assert error.startswith("handleRESULT returned what cannot be sent back: ")
+    assert why in error, error
+    assert healthy == (2, "applied", None, {"pong": True})
+
+
+def test_a_top_level_result_of_another_type_is_its_text_as_before(bad_setup):
+    d, outcomes, _, _ = bad_setup
+    d.dispatch(1, cmd("RESULT", agent="BAD", kind="top"))
+    assert outcomes[0][:2] == (1, "applied") and outcomes[0][3].startswith("Var(name='v'")
+
+
+def test_a_deferred_result_json_cannot_carry_fails_when_it_comes(bad_setup):
+    d, outcomes, clock, _ = bad_setup
+    d.dispatch(1, cmd("LATER", agent="BAD"))
+    d.dispatch(2, cmd("LATER", agent="BAD", value="2.5"))
+    clock.advance(1)
+    assert outcomes[0][:2] == (1, "failed") and "result['x'] is nan" in outcomes[0][2]
+    clock.advance(1)
+    assert outcomes[1] == (2, "applied", None, {"x": 2.5})
+
+
+def test_event_data_json_cannot_carry_is_made_safe_not_lost(bad_setup):
+    d, outcomes, _, events = bad_setup
+    d.dispatch(1, cmd("REPORT", agent="BAD"))
+    assert outcomes[0][:2] == (1, "applied")
+    ((event, data),) = events
+    assert event == "odd" and data["number"] == "nan"
+    assert data["thing"].startswith("<object object at")
+
+
+def test_an_instance_that_cannot_be_made_fails_each_message_until_it_can(bad_setup,
+                                                                        setup_fails):
+    d, outcomes, _, _ = bad_setup
+    d.dispatch(1, cmd("OK", agent="BADSETUP"))
+    setup_fails[0] = False
+    d.dispatch(2, cmd("OK", agent="BADSETUP"))
+    assert outcomes[0][:2] == (1, "failed") and outcomes[0][2].startswith(
+        "SystemExit: setup gave up [at setup (test_dispatcher.py:")
+    assert outcomes[1] == (2, "applied", None, "fine")
+
+
+def test_an_async_def_handler_is_awaited(bad_setup):
+    d, outcomes, _, _ = bad_setup
+    d.dispatch(1, cmd("WAIT", agent="ASYNC"))
+    assert outcomes == [(1, "applied", None, {"awaited": True})]
+
+
+def test_dispatch_never_raises_into_the_daemon(bad_setup):
+    d, outcomes, _, _ = bad_setup
+    assert d.dispatch(1, ["not", "a", "message"]) is True
+    d.dispatch(2, cmd("PING", agent="OTHER"))
+    assert outcomes[0][:2] == (1, "failed") and "the node could not run it" in outcomes[0][2]
+    assert outcomes[1][:2] == (2, "applied")

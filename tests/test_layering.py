@@ -44,6 +44,7 @@ REACTOR_ENTRY_POINTS = (
     cli_service_runner(),                  # seer controller / seer daemon
     "backend.tap",                         # builds the services from settings
     "backend.runtime.trafficcontroller",   # its own process: python -m ...trafficcontroller
+    "backend.runtime.worker",              # an agent worker: python -m backend.runtime.worker
     "seer.localrun",                       # a local experiment's processes
     "seer.testbed.relay",                  # the site relay process
     "agents.tools",                        # the tool servers agents start

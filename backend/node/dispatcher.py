@@ -1,11 +1,24 @@
-"""Hand each message to the agent instance for its (agent type, group).
+"""Hand each message to the agent group it is for: (agent type, group).
 
-Instances are created on demand.  Work for one group runs one message at a
-time, in serial order -- a START waits for the SET before it even when the
-SET's ``configDone`` is asynchronous -- while different groups proceed
+Groups are made on demand.  Work for one group runs one message at a time,
+in serial order -- a START waits for the SET before it even when the SET's
+``configDone`` is asynchronous -- while different groups proceed
 independently.  Every message for this node ends in exactly one outcome:
 ``applied`` (with an optional JSON result), ``failed`` (with the error and a
 short traceback) or ``skipped`` (this node is not in the group's NODES).
+
+One bad message never harms another: whatever an agent raises or returns
+fails that message alone (:mod:`backend.runtime.runner`), its group's queue
+moves on, and :meth:`Dispatcher.dispatch` never raises into the daemon's
+datagram loop, so the other messages of the datagram run as usual.
+
+Each group runs in a *runner*: inline (an
+:class:`~backend.runtime.runner.AgentRunner` in the daemon's own process)
+or isolated (an :class:`~backend.node.workers.AgentWorker`: a worker
+process of its own).  Which: :meth:`AgentRegistry.isolated
+<backend.runtime.agentloader.AgentRegistry.isolated>` with the daemon's
+``isolate`` setting.  The run state of every group (what snapshots and
+restarts bring back) is kept here, for both kinds.
 
 Message types that are not for agents (PUT, GET) go to the daemon's own
 handlers.  An *exclusive* one (PUT: it may bring a new agent module) holds
@@ -15,22 +28,21 @@ before it finds the agent loaded.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import traceback
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backend.agent import Agent, AgentContext
+from backend.node.workers import AgentWorker, WorkerSupervisor
+from backend.runtime.agentloader import AgentRegistry, check_isolate
+from backend.runtime.results import describe, describe_failure, json_safe
+from backend.runtime.runner import AgentRunner
 from seer.protocol.messages import RUN_COMMANDS
-from backend.runtime.agentloader import AgentRegistry
 from seer.protocol.targets import targets_node
-from seer.protocol.vartypes import VarError
 
 log = Logger()
 
@@ -40,12 +52,9 @@ GroupKey = tuple[str, str]
 OutcomeSink = Callable[[int, str, "str | None", Any, float], None]
 #: (serial, message) -> Deferred firing with (status, error, result)
 SystemHandler = Callable[[int, dict[str, Any]], Deferred]
+Runner = Union[AgentRunner, AgentWorker]
 
 HANDLER_TIMEOUT = 300.0
-
-#: Errors that describe a user's mistake or a tool's failure: reported
-#: without a traceback.  Anything else (a bug) gets the last three frames.
-USER_ERRORS = (ValueError, OSError, TimeoutError)
 
 
 class Dispatcher:
@@ -58,6 +67,8 @@ class Dispatcher:
         clock: IReactorTime,
         handler_timeout: float = HANDLER_TIMEOUT,
         system: dict[str, tuple[SystemHandler, bool]] | None = None,
+        workers: WorkerSupervisor | None = None,
+        isolate: str = "auto",
     ) -> None:
         self.node = node
         self.registry = registry
@@ -65,7 +76,10 @@ class Dispatcher:
         self.on_outcome = on_outcome
         self.clock = clock
         self.handler_timeout = handler_timeout
-        self.instances: dict[GroupKey, Agent] = {}
+        #: Where isolated groups run; None: every group runs inline.
+        self.workers = workers
+        self.isolate = check_isolate(isolate)
+        self.runners: dict[GroupKey, Runner] = {}
         self.run_state: dict[GroupKey, str] = {}
         #: The serial of the START that began each group's current run.
         self.run_started: dict[GroupKey, int] = {}
@@ -77,10 +91,26 @@ class Dispatcher:
         self._barrier: Deferred | None = None
         self._held: list[tuple[int, dict[str, Any]]] = []
 
+    @property
+    def instances(self) -> dict[GroupKey, Agent]:
+        """The agent objects of the groups made so far that run in this process."""
+        return {key: runner.agent for key, runner in self.runners.items()
+                if runner.agent is not None}
+
     # -- entry points -----------------------------------------------------------
 
     def dispatch(self, serial: int, message: dict[str, Any]) -> bool:
-        """Run one delivered message if it targets this node."""
+        """Run one delivered message if it targets this node; never raises."""
+        try:
+            return self._dispatch(serial, message)
+        except BaseException:  # a message of a shape nobody foresaw, or a bug here
+            failure = Failure()
+            log.failure("dispatching serial {serial}", failure, serial=serial)
+            self.on_outcome(serial, "failed", f"the node could not run it: "
+                            f"{describe_failure(failure)}", None, self.clock.seconds())
+            return True
+
+    def _dispatch(self, serial: int, message: dict[str, Any]) -> bool:
         if not targets_node(message.get("target"), self.node):
             return False
         if self._barrier is not None:
@@ -92,7 +122,7 @@ class Dispatcher:
             at = self.clock.seconds()
             d = maybeDeferred(handler, serial, message)
             d.addCallbacks(lambda outcome: self.on_outcome(serial, *outcome, at),
-                           lambda f: self.on_outcome(serial, "failed", _describe_failure(f), None,
+                           lambda f: self.on_outcome(serial, "failed", describe_failure(f), None,
                                                      at))
             if exclusive:
                 self.exclusively(d)
@@ -132,7 +162,7 @@ class Dispatcher:
         start = self.run_started.get(key, 0)
         log.info("{agent} {group}: run of serial {start} finished ({why})",
                  agent=key[0], group=key[1], start=start, why=why)
-        self.on_run_ended(key[0], key[1], start, why)
+        self.on_run_ended(key[0], key[1], start, str(why))
 
     def apply_snapshot(self, groups: list[dict[str, Any]]) -> Deferred:
         """Bring agent groups to a snapshot's variables and run states.
@@ -150,10 +180,10 @@ class Dispatcher:
         )
 
     def stop_all(self) -> Deferred:
-        """Daemon shutdown: give every instance its ``stop``."""
+        """Daemon shutdown: every group's ``stop`` (and every worker's end)."""
         calls = []
-        for key, agent in list(self.instances.items()):
-            d = maybeDeferred(agent.shutdown)
+        for key, runner in list(self.runners.items()):
+            d = maybeDeferred(runner.shutdown)
             d.addErrback(lambda f, k=key: log.failure("stopping {key}", f, key=k))
             calls.append(d)
         return DeferredList(calls)
@@ -171,7 +201,11 @@ class Dispatcher:
         while queue:
             # Work reports its own outcome; it returns a Deferred only when it
             # is not done yet (no Deferred at all on the common, synchronous path).
-            result = queue[0]()
+            try:
+                result = queue[0]()
+            except BaseException:  # a bug here (agents' errors are caught where they run)
+                log.failure("agent group {key}: its queue", key=key)
+                result = None
             if isinstance(result, Deferred):
                 finished: list[bool] = []
                 result.addBoth(lambda _, done=finished: done.append(True))
@@ -187,175 +221,73 @@ class Dispatcher:
 
     # -- running one message ------------------------------------------------------
 
-    def _instance(self, key: GroupKey) -> Agent:
-        agent = self.instances.get(key)
-        if agent is None:
-            cls = self.registry.get(key[0])
-            agent = cls()
-            agent.attach(self.make_context(*key))
-            self.instances[key] = agent
-        return agent
+    def _runner(self, key: GroupKey) -> Runner:
+        runner = self.runners.get(key)
+        if runner is None:
+            self.registry.get(key[0])  # KeyError naming what is loaded
+            context = self._context(key)
+            if self.workers is not None and self.registry.isolated(key[0], self.isolate):
+                runner = self.workers.runner(key, self.registry.source(key[0]), context,
+                                             lambda: self._run_of(key), self.handler_timeout)
+            else:
+                runner = AgentRunner(lambda: self.registry.get(key[0]), context, self.clock,
+                                     self.handler_timeout)
+            self.runners[key] = runner
+        return runner
+
+    def _context(self, key: GroupKey) -> AgentContext:
+        """The daemon's context for a group, with what an agent reports made JSON-safe
+        (one bad event must not lose the REPORT it would travel in)."""
+        context = self.make_context(*key)
+        report, stream = context.report, context.stream
+        context.report = lambda event, data: report(str(event), json_safe(data))
+        context.stream = lambda name, data: stream(str(name), json_safe(data))
+        return context
+
+    def _run_of(self, key: GroupKey) -> dict[str, Any]:
+        return {"run": self.run_state.get(key, "stopped"), "start": self.run_started.get(key)}
 
     def _run(self, serial: int, message: dict[str, Any], key: GroupKey) -> Deferred | None:
         started = self.clock.seconds()
 
-        def outcome(status: str, error: str | None, result: Any = None) -> None:
+        def record(outcome: Any) -> None:
+            status, error, result = outcome
+            if status == "applied" and message.get("type") == "COMMAND":
+                command = str(message.get("command"))
+                if command in RUN_COMMANDS:
+                    self.run_state[key] = RUN_COMMANDS[command]
+                    if command == "START":
+                        self.run_started[key] = serial
             self.on_outcome(serial, status, error, result, started)
 
         try:
-            agent = self._instance(key)
-        except Exception as e:
-            outcome("failed", _describe(e))
+            runner = self._runner(key)
+        except BaseException as e:  # no such agent type, or a context that cannot be made
+            record(("failed", describe(e), None))
             return None
-        if message["type"] == "SET":
-            try:
-                agent.processArgs(message.get("vars") or {})
-            except VarError as e:
-                outcome("failed", str(e))
-                return None
-            handler, args = agent.configDone, None
-            command = None
-        else:
-            command = str(message.get("command"))
-            handler = getattr(agent, "handle" + command, None)
-            if handler is None:
-                outcome("failed", f"{key[0]} has no command {command!r} "
-                                  f"(commands: {', '.join(agent.commands()) or 'none'})")
-                return None
-            if not agent.takes_part():
-                outcome("skipped", f"{self.node} is not in NODES of {key[0]} {key[1]}")
-                return None
-            args = message.get("args") or {}
-
-        def applied(result: Any) -> None:
-            if command in RUN_COMMANDS:
-                self.run_state[key] = RUN_COMMANDS[command]
-                if command == "START":
-                    self.run_started[key] = serial
-            outcome("applied", None, _jsonable(result))
-
-        def failed(failure: Failure) -> None:
-            outcome("failed", _describe_failure(failure))
-
-        try:
-            result = _invoke(handler, args)
-        except Exception:
-            failed(Failure())
-            return None
-        if isinstance(result, Deferred):
-            if not result.called:
-                result.addTimeout(self.handler_timeout, self.clock)
-            return result.addCallbacks(applied, failed)
-        applied(result)
+        outcome = runner.run(serial, message)
+        if isinstance(outcome, Deferred):
+            return outcome.addCallback(record).addErrback(
+                lambda f: record(("failed", f"the node lost track of it: "
+                                            f"{describe_failure(f)}", None)))
+        record(outcome)
         return None
 
     def _restore(self, key: GroupKey, entry: dict[str, Any], done: Deferred) -> Deferred | None:
         problem_prefix = f"snapshot of {key[0]} {key[1]}"
         try:
-            agent = self._instance(key)
-            if entry.get("vars"):
-                agent.processArgs(entry["vars"])
-        except Exception as e:
-            done.callback(f"{problem_prefix}: {_describe(e)}")
+            runner = self._runner(key)
+        except BaseException as e:
+            done.callback(f"{problem_prefix}: {describe(e)}")
             return None
-        d = self._call(agent.configDone) if entry.get("vars") else succeed(None)
-        wanted = entry.get("run")
-        command = next((c for c, s in RUN_COMMANDS.items() if s == wanted), None)
-        current = self.run_state.get(key, "stopped")
 
-        def change_run_state(_: Any) -> Any:
-            if wanted == "finished":
-                # Over on this node: a snapshot never runs it again.
-                log.info("snapshot: {agent} {group} not resumed: {why}", agent=key[0],
-                         group=key[1], why=entry.get("why") or "its run is over")
-                if current == "running":
-                    self.run_state[key] = "finished"
-                return None
-            if command is None or wanted == current or not agent.takes_part():
-                return None
-            handler = getattr(agent, "handle" + command, None)
-            if handler is None:
-                return None
-            if command == "START":
-                log.info("snapshot: {agent} {group} resumed (its run of serial {start})",
-                         agent=key[0], group=key[1], start=entry.get("start"))
-
-            def changed(_: Any) -> None:
-                self.run_state[key] = wanted
-                if command == "START" and isinstance(entry.get("start"), int):
+        def restored(result: Any) -> None:
+            if result.state is not None:
+                self.run_state[key] = result.state
+                if result.state == "running" and isinstance(entry.get("start"), int):
                     self.run_started[key] = entry["start"]
+            done.callback(f"{problem_prefix}: {result.problem}" if result.problem else None)
 
-            return self._call(handler, {}).addCallback(changed)
-
-        d.addCallback(change_run_state)
-        d.addCallbacks(
-            lambda _: done.callback(None),
-            lambda f: done.callback(f"{problem_prefix}: {_describe_failure(f)}"),
-        )
-        return d
-
-    def _call(self, function: Callable[..., Any], args: dict[str, Any] | None = None) -> Deferred:
-        d = maybeDeferred(_invoke, function, args)
-        if not d.called:
-            d.addTimeout(self.handler_timeout, self.clock)
-        return d
-
-
-def _invoke(function: Callable[..., Any], args: dict[str, Any] | None) -> Any:
-    """Call a handler with the command's arguments if it takes them."""
-    if args is None:
-        return function()
-    if _takes_argument(function):
-        return function(args)
-    if args:
-        raise TypeError(f"{function.__name__} takes no arguments, got {sorted(args)}")
-    return function()
-
-
-def _takes_argument(function: Callable[..., Any]) -> bool:
-    # Handlers are bound methods, new objects each time: ask about the function.
-    return _function_takes_argument(getattr(function, "__func__", function),
-                                    hasattr(function, "__self__"))
-
-
-@functools.lru_cache(maxsize=4096)
-def _function_takes_argument(function: Callable[..., Any], bound: bool) -> bool:
-    try:
-        params = list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if bound:
-        params = params[1:]  # self
-    return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-        for p in params
-    )
-
-
-def _jsonable(result: Any) -> Any:
-    if result is None or isinstance(result, (dict, list, str, int, float, bool)):
-        return result
-    return str(result)
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e)
-    if isinstance(e, KeyError) and e.args:
-        text = str(e.args[0])
-    return f"{type(e).__name__}: {text}" if not isinstance(e, (KeyError, VarError)) else text
-
-
-def _describe_failure(failure: Failure) -> str:
-    """The error with a short traceback: the last three frames."""
-    error = failure.value
-    summary = _describe(error)
-    tb = failure.getTracebackObject()
-    if tb is None or isinstance(error, USER_ERRORS):
-        # A refusal that says what was wrong needs no traceback.
-        return summary
-    # The last three frames of the agent's own code, not of Twisted's machinery.
-    frames = [f for f in traceback.extract_tb(tb) if "/twisted/" not in f.filename][-3:]
-    if not frames:
-        return summary
-    where = " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in reversed(frames))
-    return f"{summary} [at {where}]"
+        d = runner.restore(entry, self.run_state.get(key, "stopped"))
+        return d.addCallback(restored).addErrback(
+            lambda f: done.callback(f"{problem_prefix}: {describe_failure(f)}"))

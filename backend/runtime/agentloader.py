@@ -3,6 +3,17 @@
 A module that fails to import, or an agent class that is not a proper Agent,
 is recorded in :attr:`AgentRegistry.errors` with the reason, logged, and the
 rest load as usual.
+
+The registry also says where each type runs (:meth:`AgentRegistry.isolated`):
+in the daemon's own process (inline) or each group in a worker process of
+its own (isolated, :mod:`backend.node.workers`).  The daemon's ``isolate``
+setting decides first -- ``all`` isolates every type, ``none`` none; with
+``auto`` (the default) an agent class's own ``ISOLATED`` (True or False)
+decides, and without one the shipped agents (SEER's ``agents/`` folder,
+known good) run inline for speed while third-party ones -- agent folders,
+entry points, modules PUT at run time -- run isolated.  A class registered
+in code (no module file or entry point) always runs inline: a worker could
+not load it again.
 """
 
 from __future__ import annotations
@@ -26,6 +37,19 @@ log = Logger()
 ENTRY_POINT_GROUP = "seer.agents"
 SHIPPED_AGENTS = Path(__file__).resolve().parents[2] / "agents"
 
+#: The daemon's ``isolate`` setting: where agent groups run (module docstring).
+ISOLATE_MODES = ("auto", "all", "none")
+#: Where a type was found: SEER's agents/ folder, another module file (an
+#: agent folder, a PUT), an entry point, or code that called ``add``.
+SHIPPED, FILE, ENTRY_POINT, ADDED = "shipped", "file", "entry point", "added"
+
+
+def check_isolate(mode: str) -> str:
+    """``mode`` if it is an ``isolate`` setting; ValueError saying the choices if not."""
+    if mode not in ISOLATE_MODES:
+        raise ValueError(f"isolate must be one of {', '.join(ISOLATE_MODES)}, not {mode!r}")
+    return mode
+
 
 @dataclass(frozen=True)
 class LoadError:
@@ -40,6 +64,8 @@ class AgentRegistry:
     def __init__(self) -> None:
         self.types: dict[str, type[Agent]] = {}
         self.sources: dict[str, str] = {}
+        #: Where each type was found: SHIPPED, FILE, ENTRY_POINT or ADDED.
+        self.origins: dict[str, str] = {}
         self.errors: list[LoadError] = []
 
     def __contains__(self, agent_type: str) -> bool:
@@ -54,7 +80,7 @@ class AgentRegistry:
                 f"no agent of type {agent_type!r} on this node (loaded: {known})"
             ) from None
 
-    def add(self, cls: Any, source: str) -> bool:
+    def add(self, cls: Any, source: str, origin: str = ADDED) -> bool:
         """Register one agent class; record an error and return False if bad."""
         problem = _check_agent_class(cls)
         if problem:
@@ -68,7 +94,23 @@ class AgentRegistry:
             )
         self.types[cls.AGENT_TYPE] = cls
         self.sources[cls.AGENT_TYPE] = source
+        self.origins[cls.AGENT_TYPE] = origin
         return True
+
+    def source(self, agent_type: str) -> dict[str, str] | None:
+        """Where a worker loads the class again from (its own, not a base class's)."""
+        return vars(self.get(agent_type)).get("__seer_source__")
+
+    def isolated(self, agent_type: str, mode: str = "auto") -> bool:
+        """Whether groups of ``agent_type`` run in worker processes (see the module docstring)."""
+        if mode == "none" or self.source(agent_type) is None:
+            return False
+        if mode == "all":
+            return True
+        choice = getattr(self.types[agent_type], "ISOLATED", None)
+        if choice is not None:
+            return bool(choice)
+        return self.origins.get(agent_type) != SHIPPED
 
     def load_file(self, path: Path) -> list[str]:
         """Import one module file and register its agent classes."""
@@ -88,6 +130,7 @@ class AgentRegistry:
             sys.modules.pop(module_name, None)
             self._error(str(path), _short_exception(e))
             return []
+        origin = SHIPPED if path.resolve().is_relative_to(SHIPPED_AGENTS) else FILE
         loaded = []
         for value in vars(module).values():
             if (
@@ -98,7 +141,7 @@ class AgentRegistry:
             ):
                 # Where to load it again (a traffic controller process does).
                 value.__seer_source__ = {"file": str(path.resolve())}
-                if self.add(value, str(path)):
+                if self.add(value, str(path), origin):
                     loaded.append(value.AGENT_TYPE)
         return loaded
 
@@ -122,7 +165,7 @@ class AgentRegistry:
             except Exception as e:
                 self._error(source, _short_exception(e))
                 continue
-            if self.add(cls, source):
+            if self.add(cls, source, ENTRY_POINT):
                 cls.__seer_source__ = {"entry_point": ep.value}
                 loaded.append(cls.AGENT_TYPE)
         return loaded
@@ -136,7 +179,7 @@ class AgentRegistry:
             module = importlib.import_module(module_name)
             cls = getattr(module, attribute)
             cls.__seer_source__ = dict(source)
-            self.add(cls, source["entry_point"])
+            self.add(cls, source["entry_point"], ENTRY_POINT)
         if self.errors:
             raise ImportError(self.errors[-1].error)
         return self.get(agent_type)
@@ -156,6 +199,8 @@ def _check_agent_class(cls: Any) -> str | None:
         return f"{cls.__name__} has no AGENT_TYPE"
     if cls.MENU not in MENUS:
         return f"{cls.__name__}.MENU is {cls.MENU!r}; use one of {', '.join(MENUS)}"
+    if getattr(cls, "ISOLATED", None) not in (None, True, False):
+        return f"{cls.__name__}.ISOLATED is {cls.ISOLATED!r}; use True, False or None"
     for var in cls.declared_variables().values():
         if var.default is not None:
             try:

@@ -233,11 +233,15 @@ def _kill_group(pid: int, signum: int) -> None:
 
 
 def tagged_processes(tag_prefix: str, proc: Path = Path("/proc")) -> list[int]:
-    """PIDs of processes whose SEER_PROCESS_TAG starts with ``tag_prefix``.
+    """PIDs of processes whose SEER_PROCESS_TAG is ``tag_prefix`` or below it.
 
-    Blocking (reads /proc): run it in a thread from the reactor.
+    Tags are paths (node/daemon-pid/TYPE/group/...) and match whole parts:
+    the prefix ``n1/7/WEB/g`` takes ``n1/7/WEB/g/clients`` but not the
+    processes of group ``g2``.  Blocking (reads /proc): run it in a thread
+    from the reactor.
     """
-    marker = f"{TAG_VARIABLE}={tag_prefix}".encode()
+    marker = f"{TAG_VARIABLE}={tag_prefix.rstrip('/')}".encode()
+    below = marker + b"/"
     found = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -246,13 +250,13 @@ def tagged_processes(tag_prefix: str, proc: Path = Path("/proc")) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if any(var.startswith(marker) for var in environ.split(b"\0")):
+        if any(var == marker or var.startswith(below) for var in environ.split(b"\0")):
             found.append(int(entry.name))
     return found
 
 
 def sweep(tag_prefix: str, signum: int = signal.SIGKILL) -> list[int]:
-    """Kill every process whose tag starts with ``tag_prefix``; return them."""
+    """Kill every process whose tag is ``tag_prefix`` or below it; return them."""
     killed = []
     for pid in tagged_processes(tag_prefix):
         try:

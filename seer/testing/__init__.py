@@ -12,12 +12,16 @@ moves, without sockets or processes:
   (:mod:`seer.testing.processes`);
 * :class:`AgentHarness` -- one agent class run through the node's real
   Dispatcher on a FakeProcessReactor, each message's outcome returned
-  (:mod:`seer.testing.agents`).
+  (:mod:`seer.testing.agents`);
+* :class:`FakeWorkers` -- the agent workers a daemon starts on a
+  FakeProcessReactor, played in-process by the worker's real code
+  (:mod:`seer.testing.workers`).
 """
 
 from seer.testing.agents import AgentHarness, Outcome
 from seer.testing.network import FakeMulticastPort, FakeReactor, FakeSession
 from seer.testing.processes import FAKE_PID_BASE, FakeProcess, FakeProcessReactor
+from seer.testing.workers import FakeWorker, FakeWorkers
 
 __all__ = ["AgentHarness", "Outcome", "FakeMulticastPort", "FakeReactor", "FakeSession",
-           "FakeProcess", "FakeProcessReactor", "FAKE_PID_BASE"]
+           "FakeProcess", "FakeProcessReactor", "FAKE_PID_BASE", "FakeWorker", "FakeWorkers"]

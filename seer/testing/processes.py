@@ -71,6 +71,8 @@ class FakeProcess:
         self.ignored: set[int] = set()
         #: What the protocol wrote to the child's stdin.
         self.stdin: list[bytes] = []
+        #: Called with each write to stdin as it happens (a fake program reading it).
+        self.on_stdin: Callable[[bytes], None] | None = None
         self.open_fds = {0, 1, 2}
         self.reason: Failure | None = None
         self.ended = False
@@ -95,6 +97,8 @@ class FakeProcess:
     def writeToChild(self, fd: int, data: bytes) -> None:
         if fd == 0 and 0 in self.open_fds:
             self.stdin.append(data)
+            if self.on_stdin is not None:
+                self.on_stdin(data)
 
     def write(self, data: bytes) -> None:
         self.writeToChild(0, data)
