@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seer.protocol import certs
-from seer.testbed import build, control, pids, state
+from seer.testbed import build, control, pids, state, statsplan
 from seer.testbed.topology import Topology, describe
 
 CONTROL_PORT = 7700
@@ -163,8 +163,11 @@ def _start(topology: Topology, testbed: dict[str, Any], folder: Path, control_lo
     group = f"{group_for(name)}:{GROUP_PORT}"
     control_address = f"{topology.controller_address}:{CONTROL_PORT}"
     relay_port = _free_port()
-    plan = {"programs": _programs(topology, folder, relay_port, group, control_address,
-                                  daemon_args),
+    http_port = _free_port()  # the relay's, for the controller's /metrics
+    plan = {"programs": statsplan.apply(_programs(topology, folder, relay_port, group,
+                                                  control_address, daemon_args),
+                                        topology, folder, http_port, control_address,
+                                        EXPERIMENTER),
             "backoff": backoff, "grace": GRACE}
     (folder / PLAN).write_text(json.dumps(plan, indent=2))
 
@@ -180,7 +183,7 @@ def _start(topology: Topology, testbed: dict[str, Any], folder: Path, control_lo
     client = {"controller": f"127.0.0.1:{relay_port}", "certs": str(cert_dir),
               "identity": EXPERIMENTER}
     testbed.update(client=client, group=group, control=control_address,
-                   control_loss=control_loss, relay_port=relay_port,
+                   control_loss=control_loss, relay_port=relay_port, **statsplan.state(http_port),
                    addresses={n: topology.address_of(n) for n in nodes})
     state.write(name, testbed)
     took = _wait_registered(topology, client, folder, supervisor, timeout, progress, started)
