@@ -22,7 +22,7 @@ _CONTROLLER_KEYWORDS = ("certs", "listen", "interface", "state_dir", "ping_inter
                         "retire_after", "checkpoint_interval", "update_interval",
                         "default_timeout", "heartbeat_interval", "heartbeat_timeout")
 _DAEMON_KEYWORDS = ("controller", "interface", "certs", "attributes", "labels", "rx_drop",
-                    "rx_drop_seed")
+                    "rx_drop_seed", "isolate")
 
 
 def make_controller(settings: dict[str, Any], reactor: Any) -> Controller:

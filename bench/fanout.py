@@ -1,6 +1,10 @@
 """Fan-out latency: a COMMAND to a no-op agent until the client holds every
 node's outcome; against the floor (one datagram, minimal UDP answers).
 
+``--isolate all`` runs NOOP, a shipped agent that runs inline by default,
+in a worker process of its own on each node: the cost of the hop to an
+isolated agent.
+
 For each N: a controller and N daemons on 127.0.0.1 (daemon processes, or
 "simulated" nodes: many daemons per process -- by default as many processes
 as CPUs -- each with its own TLS connection, multicast socket, signature
@@ -20,6 +24,9 @@ from bench import floor
 from bench.cluster import Cluster
 from bench.common import positive, summary_ms, table, write_json
 
+#: The daemons' isolate setting (backend.runtime.agentloader.ISOLATE_MODES).
+ISOLATE_MODES = ("auto", "all", "none")
+
 
 def parse_sizes(text: str) -> list[tuple[int, bool]]:
     """'10,50,100,1000s' -> [(10, False), (50, False), (100, False), (1000, True)]:
@@ -36,13 +43,15 @@ def parse_sizes(text: str) -> list[tuple[int, bool]]:
     return sizes
 
 
-def measure(n: int, per_process: int, rounds: int) -> dict:
+def measure(n: int, per_process: int, rounds: int, isolate: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="seer-fanout-") as workdir:
-        cluster = Cluster(workdir, n, per_process=per_process)
+        cluster = Cluster(workdir, n, per_process=per_process,
+                          daemon_args=["--isolate", isolate] if isolate else [])
         with cluster:
             with cluster.experiment(timeout=30) as exp:
                 group = exp.agent("NOOP", "fanout")
-                group.command("ECHO")  # warm up: instances created, caches hot
+                group.set({"note": "fan-out"})  # makes the group (a bare command may not)
+                group.command("ECHO")  # warm up: instances (and workers) up, caches hot
                 latencies = []
                 for _ in range(rounds):
                     started = time.perf_counter()
@@ -52,6 +61,7 @@ def measure(n: int, per_process: int, rounds: int) -> dict:
                         raise RuntimeError(result.problem_summary())
             registered = cluster.registered_in
     return {"nodes": n, "simulated": bool(per_process), "per_process": per_process or 1,
+            "isolate": isolate or "auto",
             "processes": -(-n // per_process) if per_process else n,
             "registered_in": round(registered, 2), "latency_ms": summary_ms(latencies)}
 
@@ -65,13 +75,17 @@ def main(argv: list[str] | None = None) -> dict:
                         help="processes the simulated nodes are spread over (default: one "
                              "per CPU, here %(default)s)")
     parser.add_argument("--rounds", type=positive, default=200, help="commands per size (200)")
+    parser.add_argument("--isolate", choices=ISOLATE_MODES, default=None,
+                        help="the daemons' isolate setting: 'all' runs NOOP (a shipped agent, "
+                             "inline by default) in a worker process per node, to time the "
+                             "hop through an isolated agent (default: the daemons' own, auto)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the JSON (default bench/results/NAME-TIME.json)")
     args = parser.parse_args(argv)
     rows, results = [], []
     for n, simulated in args.sizes:
         per_process = -(-n // args.processes) if simulated else 0
-        seer = measure(n, per_process, args.rounds)
+        seer = measure(n, per_process, args.rounds, args.isolate)
         floor_ms = summary_ms(floor.measure(n, args.rounds))
         seer["floor_ms"] = floor_ms
         seer["ratio_p50"] = round(seer["latency_ms"]["p50"] / floor_ms["p50"], 1)
@@ -81,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append([label, lat["p50"], lat["p95"], lat["p99"],
                      lat["max"], floor_ms["p50"], seer["ratio_p50"], seer["registered_in"]])
         print(f"  N={n}: p50 {lat['p50']} ms (floor {floor_ms['p50']} ms)", flush=True)
-    print(table(f"fan-out latency, ms ({args.rounds} commands each; NOOP ECHO to every node)",
+    where = f"; isolate={args.isolate}" if args.isolate else ""
+    print(table(f"fan-out latency, ms ({args.rounds} commands each; NOOP ECHO to every node"
+                f"{where})",
                 ["nodes", "p50", "p95", "p99", "max", "floor p50", "x floor", "registered s"],
                 rows))
     path = write_json("fanout", {"results": results, "rounds": args.rounds}, args.json)

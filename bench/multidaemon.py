@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="state")
     parser.add_argument("--agent-dirs", action="append", default=[])
     parser.add_argument("--rx-drop", type=float, default=0.0)
+    parser.add_argument("--isolate", default="auto", choices=("auto", "all", "none"))
     args = parser.parse_args(argv)
 
     from twisted.application import service
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         NodeDaemon(name, reactor=reactor, controller=args.controller, multicastaddr=args.group,
                    interface=args.interface, certs=args.certs, registry=registry,
                    addresses=["127.0.0.1"], workdir=Path(args.workdir) / name,
-                   rx_drop=args.rx_drop).setServiceParent(parent)
+                   rx_drop=args.rx_drop, isolate=args.isolate).setServiceParent(parent)
     reactor.callWhenRunning(parent.startService)
     reactor.addSystemEventTrigger("before", "shutdown", parent.stopService)
     reactor.run()

@@ -200,6 +200,10 @@ DAEMON_SETTINGS = [
             "address or name of the control interface to join the group on"),
     Setting("certs", "str", "certs", "folder made by `seer certs init`"),
     Setting("agent_dirs", "list", [], "extra folders of agent modules"),
+    Setting("isolate", "str", "auto",
+            "where agent groups run: auto (SEER's shipped agents in the daemon, every other "
+            "agent's groups each in a worker process, unless the class says otherwise with "
+            "ISOLATED), all (every group in a worker), none (every group in the daemon)"),
     Setting("attributes", "table", {}, "KEY=VALUE attributes, e.g. role=router"),
     Setting("labels", "list", [], "extra names other nodes may target with has:LABEL"),
     Setting("addresses", "list", [],

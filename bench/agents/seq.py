@@ -6,6 +6,8 @@ from backend.agent import Agent
 class Seq(Agent):
     AGENT_TYPE = "SEQ"
     NICE_NAME = "Counts numbered commands, duplicates and reorderings (benchmark)"
+    # Benchmark agents time the control plane: no hop to a worker process.
+    ISOLATED = False
 
     def setup(self):
         self.last = -1
