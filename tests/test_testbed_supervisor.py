@@ -181,3 +181,12 @@ def test_control_requests_are_answered_and_bad_ones_refused(made):
 def test_the_client_says_plainly_when_no_supervisor_answers(tmp_path):
     with pytest.raises(control.ControlError, match="supervisor is not running"):
         control.request(tmp_path, "status", timeout=1)
+
+
+def test_a_restart_asked_for_while_stopping_answers_both_callers(made):
+    supervisor, reactor, _, _ = made
+    stopping = supervisor.stop("n1")
+    restarting = supervisor.restart("n1")
+    reactor.advance(0)
+    assert stopping.called and restarting.called
+    assert supervisor.status()["n1"]["state"] == "running"

@@ -100,7 +100,7 @@ def _claim(name: str) -> Path:
     folder = state.directory(name)
     if build.testbed_namespaces(name) or processes(name):
         raise NameTaken(f"a testbed called {name!r} already exists (or its remains do); "
-                      f"run `seer testbed down {name}` first, or choose another --name")
+                        f"run `seer testbed down {name}` first, or choose another --name")
     if folder.exists():
         # A state folder with nothing alive and nothing in the kernel: remains of
         # a testbed that is gone.  Only our own files are in it.

@@ -293,6 +293,7 @@ class Supervisor:
         if child.state == RESTARTING:
             self._note(child, f"ended ({how}); starting it again")
             self._spawn(child)
+            self._tell(child, "waiters")  # a stop that this restart overtook
             self._tell(child, "restart_waiters")
             return
         self._died(child, how, ran)
