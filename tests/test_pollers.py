@@ -362,3 +362,19 @@ def test_a_third_party_poller_from_a_folder_and_a_broken_one(tmp_path):
     assert "temperature" in plugins.classes
     assert [e.source for e in plugins.errors] == [str(tmp_path / "broken.py")]
     assert "missing thing" in plugins.errors[0].error
+
+
+def test_agent_log_lines_carry_the_time_to_the_millisecond(tmp_path):
+    from backend.runtime.processes import ProcessManager
+
+    clock = task.Clock()
+    clock.advance(1_796_000_000.25)
+    manager = ProcessManager(clock, tmp_path / "agent.log", "test/tag")
+    manager.write_log("[curl 42] ended: exit code 0")
+    manager.close()
+    line = (tmp_path / "agent.log").read_text()
+    import re
+    import time as _time
+
+    expected = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.localtime(1_796_000_000.25)) + ".250"
+    assert re.match(re.escape(expected) + r"[+-]\d{4} \[curl 42\] ended", line), line

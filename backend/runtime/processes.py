@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -148,7 +149,16 @@ class ProcessManager:
         return self._log_file
 
     def write_log(self, text: str) -> None:
-        self._log().write(text.encode(errors="replace") + b"\n")
+        self._log().write(self._stamp() + text.encode(errors="replace") + b"\n")
+
+    def _stamp(self) -> bytes:
+        """The log line's time, to the millisecond (local time with its offset),
+        so that inter-arrival and think times can be read from the log alone."""
+        now = self.reactor.seconds()
+        whole = time.localtime(now)
+        millis = min(999, int((now % 1) * 1000))
+        return (time.strftime("%Y-%m-%dT%H:%M:%S", whole) + f".{millis:03d}"
+                + time.strftime("%z ", whole)).encode()
 
     def spawn(self, argv: list[str], name: str | None = None, env: dict[str, str] | None = None,
               path: str | None = None,
@@ -174,7 +184,8 @@ class ProcessManager:
         if self.on_output is not None and self.on_output(process, fd, line):
             return
         stream = "out" if fd == 1 else "err"
-        self._log().write(f"[{process.name} {process.pid} {stream}] ".encode() + line + b"\n")
+        self._log().write(self._stamp() + f"[{process.name} {process.pid} {stream}] ".encode()
+                          + line + b"\n")
 
     def ended(self, process: ManagedProcess) -> None:
         self.running.pop(process.pid, None)
