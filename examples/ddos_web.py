@@ -64,6 +64,13 @@ with Experiment() as exp:  # under `seer run`, leaving the block stops every gro
             flood_start.result()
             print(f"t={exp.now():5.1f}  flood: {args.rate:.0f} packets/s from {args.spoofed} "
                   f"to {args.victim}")
+        exp.sleep_until(t + P / 2)
+        bottleneck = (exp.stats()["aggregate"].get("links") or {}).get("servers") or {}
+        if bottleneck:  # the controller's aggregate of the nodes' readings (seer stats)
+            print(f"t={exp.now():5.1f}  bottleneck: {bottleneck['bps'] / 1e6:.1f} Mbit/s, "
+                  f"{bottleneck.get('utilization', 0):.0%} of its rate, "
+                  f"{bottleneck['drops_ps']:.0f} drops/s, {bottleneck['backlog_bytes'] / 1e3:.0f} kB "
+                  "queued")
         exp.sleep_until(t + P)
         after = [sum(web.counter(c).values()) for c in ("requests", "errors", "seconds")]
         started.result()

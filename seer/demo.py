@@ -96,6 +96,9 @@ def testbed_demo(phase: str) -> int:
         pcaps = sorted(results.rglob("*.pcap"))
         if pcaps:
             print(f"the capture stays in {pcaps[0]}")
+        if (results / "stats.csv").exists():
+            print(f"the run record stays in {results}: stats.csv (every second's rates per "
+                  "link, node and agent group) and commands.csv (every command, its outcomes)")
         print(f"demo took {time.monotonic() - started:.0f} s")
 
 
