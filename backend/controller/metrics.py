@@ -23,6 +23,14 @@ from prometheus_client.registry import CollectorRegistry
 from seer.protocol.stats import is_counter, metric_name
 
 HELP = "{value} from the {poller} poller of each node (docs/STATS.md)"
+#: The controller's own metrics: name -> (type, labels, unit, help).
+OWN_METRICS = {
+    "seer_node_up": ("gauge", ("node",), "boolean", "1 while the node's daemon is connected"),
+    "seer_node_stats_age_seconds": ("gauge", ("node",), "seconds",
+                                    "since the node's last STATS frame"),
+    "seer_metrics_dropped_series": ("gauge", (), "series",
+                                    "series left out of this exposition (over the limit)"),
+}
 
 
 class SeerCollector:
@@ -64,10 +72,9 @@ class SeerCollector:
             for labels, number, t in entries:
                 family.add_metric([labels.get(k, "") for k in label_names], number, timestamp=t)
             yield family
-        up = GaugeMetricFamily("seer_node_up", "1 while the node's daemon is connected",
-                               labels=["node"])
+        up = GaugeMetricFamily("seer_node_up", OWN_METRICS["seer_node_up"][3], labels=["node"])
         age = GaugeMetricFamily("seer_node_stats_age_seconds",
-                                "seconds since the node's last STATS frame", labels=["node"])
+                                OWN_METRICS["seer_node_stats_age_seconds"][3], labels=["node"])
         now = self.pipeline.clock.seconds()
         for name, is_up in sorted(self.pipeline.up().items()):
             up.add_metric([name], 1.0 if is_up else 0.0)
@@ -77,7 +84,7 @@ class SeerCollector:
         yield up
         yield age
         dropped_family = GaugeMetricFamily(
-            "seer_metrics_dropped_series", "series left out of this exposition (over the limit)")
+            "seer_metrics_dropped_series", OWN_METRICS["seer_metrics_dropped_series"][3])
         dropped_family.add_metric([], dropped + store.refused_series)
         yield dropped_family
 

@@ -39,6 +39,16 @@ Series = list[Any]
 Reading = list[Series]
 
 
+#: What every STATS frame says of each poller, as the controller exposes it:
+#: ``seer_poller_<name>{node, poller}`` -- (unit, help).
+STATUS_METRICS = {
+    "readings_total": ("readings", "readings the poller took"),
+    "no_response_total": ("readings", "readings that did not come within the interval"),
+    "errors_total": ("readings", "readings that failed (the poller raised)"),
+    "cpu_seconds_total": ("seconds", "CPU the poller used in the daemon's reactor thread"),
+}
+
+
 class Poller:
     """Base of every poller; subclasses set NAME and METRICS and implement send_req."""
 
