@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, footprint, launch_rate, loss, signatures, throughput
+from bench import fanout, footprint, launch_rate, loss, signatures, stats, throughput
 
 BENCHMARKS = {
     "fanout": fanout.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "loss": loss.main,
     "launch-rate": launch_rate.main,
     "signatures": signatures.main,
+    "stats": stats.main,
     "throughput": throughput.main,
 }
 

@@ -43,10 +43,13 @@ def parse_sizes(text: str) -> list[tuple[int, bool]]:
     return sizes
 
 
-def measure(n: int, per_process: int, rounds: int, isolate: str | None = None) -> dict:
+def measure(n: int, per_process: int, rounds: int, isolate: str | None = None,
+            daemon_args: list[str] = ()) -> dict:
+    """``daemon_args``: more flags for every daemon (bench stats: --stats-interval 0)."""
     with tempfile.TemporaryDirectory(prefix="seer-fanout-") as workdir:
         cluster = Cluster(workdir, n, per_process=per_process,
-                          daemon_args=["--isolate", isolate] if isolate else [])
+                          daemon_args=(["--isolate", isolate] if isolate else [])
+                          + list(daemon_args))
         with cluster:
             with cluster.experiment(timeout=30) as exp:
                 group = exp.agent("NOOP", "fanout")

@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-dirs", action="append", default=[])
     parser.add_argument("--rx-drop", type=float, default=0.0)
     parser.add_argument("--isolate", default="auto", choices=("auto", "all", "none"))
+    # Stats as `seer daemon` has them (on, every second), unless told otherwise.
+    parser.add_argument("--stats-interval", type=float, default=1.0)
+    parser.add_argument("--pollers", action="append", default=[])
+    parser.add_argument("--poller-dirs", action="append", default=[])
     args = parser.parse_args(argv)
 
     from twisted.application import service
@@ -41,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from backend.runtime.agentloader import default_registry
     from backend.node.daemon import NodeDaemon
+    from backend.node.pollers import load_pollers
 
     # A hundred daemons' info lines would drown the log: warnings only.
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
@@ -49,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         redirectStandardIO=False)
     registry = default_registry([Path(d) for d in args.agent_dirs])
     parent = service.MultiService()
+    # One set of poller classes for every daemon of the process (loaded once).
+    stats = {"interval": args.stats_interval, "names": args.pollers or None,
+             "plugins": load_pollers(args.poller_dirs)}
     for name in args.names.split(","):
         NodeDaemon(name, reactor=reactor, controller=args.controller, multicastaddr=args.group,
                    interface=args.interface, certs=args.certs, registry=registry,
                    addresses=["127.0.0.1"], workdir=Path(args.workdir) / name,
-                   rx_drop=args.rx_drop, isolate=args.isolate).setServiceParent(parent)
+                   rx_drop=args.rx_drop, isolate=args.isolate,
+                   stats=stats).setServiceParent(parent)
     reactor.callWhenRunning(parent.startService)
     reactor.addSystemEventTrigger("before", "shutdown", parent.stopService)
     reactor.run()
