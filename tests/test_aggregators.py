@@ -183,8 +183,8 @@ def test_the_stats_request_answers_the_aggregate_history_and_commands(lab):
     for i in range(5):
         lab.c.frameReceived(a, stats(t + i, tx=1000 * i, seq=i + 1))
         lab.reactor.advance(1.0)
-    lab.request(alice, {"type": "COMMAND", "id": 1, "agent": "NOOP", "group": "g",
-                        "command": "ECHO", "args": {}, "target": "n1", "timeout": 1})
+    lab.request(alice, {"type": "SET", "id": 1, "agent": "NOOP", "group": "g",
+                        "vars": {"note": "x"}, "target": "n1", "timeout": 1})
     lab.reactor.advance(2.0)
     alice.take()
     lab.request(alice, {"type": "STATS", "id": 2, "history": 60, "prefixes": ["links/"],
@@ -196,7 +196,7 @@ def test_the_stats_request_answers_the_aggregate_history_and_commands(lab):
     assert set(history["series"]) >= {"links/198.18.1.0/24/bps"}
     assert all(k.startswith("links/") for k in history["series"])
     (entry,) = reply.get("commands")
-    assert entry["command"] == "ECHO" and entry["sender"] == "alice"
+    assert (entry["type"], entry["group"], entry["sender"]) == ("SET", "g", "alice")
     assert entry["counts"] == {"unconfirmed": 1} and entry["nodes"] == 1
     lab.request(alice, {"type": "STATS", "id": 3, "history": -1})
     assert "history must be" in alice.take()[0].get("error")
@@ -289,8 +289,8 @@ def test_a_runs_record_is_written_while_it_runs_and_closed_before_its_results_go
     lab.c.frameReceived(a, stats(t + 1, tx=1000, seq=2))
     lab.reactor.pump([1.0] * 2)
     alice = lab.client()
-    lab.request(alice, {"type": "COMMAND", "id": 1, "agent": "NOOP", "group": "g",
-                        "command": "ECHO", "args": {}, "target": "n1", "timeout": 1})
+    lab.request(alice, {"type": "SET", "id": 1, "agent": "NOOP", "group": "g",
+                        "vars": {"note": "x"}, "target": "n1", "timeout": 1})
     lab.c.frameReceived(a, Frame({"type": "REPORT", "ack": 1,
                                   "outcomes": [[1, "applied", None, None]]}))
     records.run_ended(Run)
@@ -301,5 +301,5 @@ def test_a_runs_record_is_written_while_it_runs_and_closed_before_its_results_go
                for r in samples)
     with open(tmp_path / "r1" / "results" / "commands.csv") as f:
         (command,) = list(csv.DictReader(f))
-    assert (command["command"], command["sender"], command["applied"], command["nodes"]) == \
-        ("ECHO", "alice", "1", "1")
+    assert (command["type"], command["sender"], command["applied"], command["nodes"]) == \
+        ("SET", "alice", "1", "1")

@@ -346,7 +346,7 @@ def test_readings_while_the_controller_is_unreachable_are_not_kept():
 
 
 def test_an_unknown_poller_name_is_refused_with_the_known_ones():
-    with pytest.raises(ValueError, match="no poller called nope .*interface"):
+    with pytest.raises(ValueError, match="no poller called nope .*interface"):  # ConfigError
         NodePollers(View(), task.Clock(), lambda f: True, names=["nope"])
 
 

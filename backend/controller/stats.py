@@ -21,8 +21,22 @@ from backend.controller.ports import Duty
 from backend.controller.runrecord import RunRecords
 from backend.controller.web import WebService
 from backend.net.session import FrameSession
-from seer.config import parse_hostport
+from seer.config import ConfigError, parse_hostport
 from seer.protocol.wire import Frame
+
+
+def _check_link_names(names: dict[str, str]) -> None:
+    """A user's mistake in link_names is a start-up error that names it."""
+    import ipaddress
+
+    for subnet, name in names.items():
+        try:
+            ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise ConfigError(f"link_names: {subnet!r} is not a subnet (give SUBNET=NAME, "
+                              f"e.g. 198.18.1.0/24=lan1)") from None
+        if not name:
+            raise ConfigError(f"link_names: {subnet} has no name (give SUBNET=NAME)")
 
 
 class StatsService(service.MultiService):
@@ -32,6 +46,7 @@ class StatsService(service.MultiService):
                  max_series: int = 100_000) -> None:
         super().__init__()
         self.setName("stats")
+        _check_link_names(link_names or {})
         self.controller = controller
         reactor = controller.reactor
         self.pipeline = StatsPipeline(

@@ -94,7 +94,9 @@ class NodePollers(service.Service):
         self.plugins = plugins or load_pollers(list(dirs))
         unknown = sorted(set(names or []) - set(self.plugins.classes))
         if unknown:
-            raise ValueError(f"no poller called {', '.join(unknown)} (there are: "
+            from seer.config import ConfigError  # a setting's mistake: `seer daemon` says so
+
+            raise ConfigError(f"no poller called {', '.join(unknown)} (there are: "
                              f"{', '.join(sorted(self.plugins.classes))})")
         wanted = names or sorted(self.plugins.classes)
         self.pollers: list[Poller] = []
