@@ -66,7 +66,9 @@ def test_up_routes_every_pair_and_down_leaves_nothing():
                                   capture_output=True, text=True)
             assert ping.returncode == 0, f"{a} cannot reach {b} at {target}"
         with client_of(testbed) as exp:
-            result = exp.agent("NOOP", "g").command("ECHO")  # multicast over the control bridge
+            group = exp.agent("NOOP", "g")
+            group.set(note="bridged")
+            result = group.command("ECHO")  # multicast over the control bridge
             nodes = {n["name"]: n for n in exp.nodes()}
         assert sorted(result.outcomes) == sorted(topology.nodes)
         assert nodes["a"]["addresses"] == ["198.18.0.1"]  # discovered in its namespace
@@ -91,8 +93,10 @@ def test_the_cli_in_the_same_shell_reaches_the_testbed_and_down_works_after_a_cr
         assert run.returncode == 0, run.stdout + run.stderr
         # A crash: the supervisor first (or it would restart the others), then
         # every process it ran, killed; the state is left behind.
-        killed = [r.pid for r in runner.processes(name)]
-        assert len(killed) == 9  # supervisor, controller, relay, 6 daemons
+        found = runner.processes(name)
+        assert {"supervisor", "controller", "relay", "client1", "router"} <= \
+            {r.name for r in found}  # (and whatever short-lived children they have)
+        killed = [r.pid for r in found]
         for pid in killed:
             os.kill(pid, signal.SIGKILL)
         assert eventually(lambda: [pid for pid in killed if running(pid)], lambda alive: not alive,
@@ -122,7 +126,8 @@ def test_two_testbeds_at_once_stay_apart():
         finally:
             runner.down(second.name)
         with client_of(a) as exp:  # the first is untouched by the second's down
-            assert exp.agent("NOOP", "only-a").command("ECHO").ok
+            only = exp.agent("NOOP", "only-a")
+            assert only.set(note="a").ok and only.command("ECHO").ok
     finally:
         runner.down(first.name)
 
@@ -132,6 +137,7 @@ def test_commands_survive_20_percent_control_network_loss():
     testbed = runner.up(topology, control_loss=0.2)
     try:
         with client_of(testbed) as exp:
+            exp.set("NOOP", "g", {"note": "lossy"}, timeout=30)
             pending = [exp.submit_command("NOOP", "g", "ECHO", {"i": i}, timeout=30)
                        for i in range(300)]
             for p in pending:

@@ -58,8 +58,9 @@ def _unknown(name: str, names: list[str], where: str = "") -> TestbedError:
 
 
 def _one(name: str | None) -> str:
-    """The testbed a command is about: named, else $SEER_TESTBED, else the only one."""
-    from seer.testbed import runner
+    """The testbed a command is about: named, else $SEER_TESTBED, else the only
+    one whose state is in this state folder (as the client commands choose)."""
+    from seer.testbed import runner, state
 
     names = runner.known()
     if name:
@@ -71,12 +72,25 @@ def _one(name: str | None) -> str:
         if chosen not in names:
             raise _unknown(chosen, names, " (named by SEER_TESTBED)")
         return chosen
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise TestbedError("no testbed is up; start one with `seer testbed up TOPOLOGY`")
-    raise TestbedError(f"several testbeds exist ({', '.join(names)}); name one "
+    here = state.known()
+    if len(here) == 1:
+        return here[0]
+    if not here:
+        raise TestbedError("no testbed is up; start one with `seer testbed up TOPOLOGY`"
+                           + _elsewhere(names))
+    raise TestbedError(f"several testbeds exist ({', '.join(here)}); name one "
                        "(--testbed NAME, or SEER_TESTBED=NAME)")
+
+
+def _elsewhere(names: list[str]) -> str:
+    """A note on testbeds that have namespaces here but no state in this state folder."""
+    from seer.testbed import state
+
+    others = sorted(set(names) - set(state.known()))
+    if not others:
+        return ""
+    return (f" (namespaces of {', '.join(others)} exist, with no state in {state.root()}: "
+            "another user's testbed, or remains; name one to act on it)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -123,12 +137,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from seer.testbed import runner
+    from seer.testbed import runner, state
 
     if args.all:
-        names = runner.known()
+        # Only those whose state is here: namespaces without it may be another
+        # user's (another SEER_TESTBED_DIR); they are named, not touched.
+        names = state.known()
         if not names:
             print("no testbed to take down")
+        note = _elsewhere(runner.known())
+        if note:
+            print(f"left alone{note}")
     else:
         names = [_one(args.name)]
     for name in names:
@@ -139,16 +158,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from seer.testbed import report, runner
+    from seer.testbed import report, runner, state
 
-    names = [_one(args.name)] if args.name else runner.known()
+    names = [_one(args.name)] if args.name else state.known()
     statuses = [report.status(name) for name in names]
     if args.json:
         print(json.dumps({"testbeds": statuses}, indent=2))
-    elif not statuses:
-        print("no testbed is up")
     else:
-        print("\n\n".join(report.render_status(s) for s in statuses))
+        print("\n\n".join(report.render_status(s) for s in statuses) if statuses
+              else "no testbed is up")
+        if not args.name and _elsewhere(runner.known()):
+            print(_elsewhere(runner.known()).strip(" ()"))
     return 0
 
 
@@ -298,11 +318,12 @@ def define(name: str, parser: argparse.ArgumentParser) -> None:
                            description="Stop the processes the testbed started (and only those) "
                                        "and remove its namespaces; works after a crash.")
     p.add_argument("name", nargs="?", help=which)
-    p.add_argument("--all", action="store_true", help="every testbed")
+    p.add_argument("--all", action="store_true",
+                   help="every testbed whose state is in this state folder")
     p.set_defaults(func=cmd_down)
 
     p = actions.add_parser("status", help="testbeds, their processes and nodes")
-    p.add_argument("name", nargs="?", help="one testbed (default: all)")
+    p.add_argument("name", nargs="?", help="one testbed (default: every one whose state is here)")
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_status)
 
