@@ -215,3 +215,47 @@ def test_a_run_keeps_its_samples_and_command_log_and_agent_logs_have_millisecond
     stamped = [line for log in logs for line in log.read_text().splitlines()
                if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", line)]
     assert stamped, [log.read_text()[-300:] for log in logs]
+
+
+NETLINK_PROBE = """
+import json
+from backend.node.pollers import netlink
+from pyroute2 import IPRoute
+sock = netlink.open_socket()
+before = netlink.dump_blocking(sock, netlink.RTM_GETQDISC, 1)
+with IPRoute() as ipr:
+    theirs = []
+    for m in ipr.get_qdiscs():
+        stats = dict(m.get_attr("TCA_STATS2")["attrs"])
+        options = m.get_attr("TCA_OPTIONS")
+        parms = dict(options["attrs"]).get("TCA_TBF_PARMS") if options else None
+        theirs.append({"ifindex": m["index"], "kind": m.get_attr("TCA_KIND"),
+                       "bytes": stats["TCA_STATS_BASIC"]["bytes"],
+                       "packets": stats["TCA_STATS_BASIC"]["packets"],
+                       "drops": stats["TCA_STATS_QUEUE"]["drops"],
+                       "backlog": stats["TCA_STATS_QUEUE"]["backlog"],
+                       "rate": parms["rate"] if parms else None})
+after = netlink.dump_blocking(sock, netlink.RTM_GETQDISC, 2)
+print(json.dumps({"before": before, "theirs": theirs, "after": after}))
+"""
+
+
+@pytest.mark.parametrize("node", ["router", "server1"])
+def test_the_daemons_netlink_parser_agrees_with_pyroute2_on_the_testbeds_qdiscs(bed, node):
+    pytest.importorskip("pyroute2")
+    run = subprocess.run(in_namespace(ns(bed, node), [sys.executable, "-c", NETLINK_PROBE]),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    dumps = json.loads(run.stdout)
+    before = {q["ifindex"]: q for q in dumps["before"]}
+    after = {q["ifindex"]: q for q in dumps["after"]}
+    shaped = [t for t in dumps["theirs"] if t["kind"] == "tbf"]
+    assert shaped, dumps["theirs"]
+    for theirs in dumps["theirs"]:
+        ours, later = before[theirs["ifindex"]], after[theirs["ifindex"]]
+        assert ours["kind"] == theirs["kind"]
+        for mine, key in (("sent_bytes_total", "bytes"), ("sent_packets_total", "packets"),
+                          ("drops_total", "drops")):
+            assert ours["values"][mine] <= theirs[key] <= later["values"][mine]
+        if theirs["rate"] is not None:
+            assert ours["values"]["rate_limit_bytes_per_second"] == theirs["rate"] == 2_500_000
