@@ -16,10 +16,8 @@ from typing import Any
 from twisted.application import service
 
 from backend.controller.aggregators.pipeline import StatsPipeline
-from backend.controller.metrics import registry_for
 from backend.controller.ports import Duty
 from backend.controller.runrecord import RunRecords
-from backend.controller.web import WebService
 from backend.net.session import FrameSession
 from seer.config import ConfigError, parse_hostport
 from seer.protocol.wire import Frame
@@ -55,12 +53,17 @@ class StatsService(service.MultiService):
             alive=lambda session: session in controller.client_sessions)
         self.records = RunRecords()
         self.pipeline.sinks.append(self.records)
-        self.registry = registry_for(self.pipeline, max_series)
         Duty("aggregate", interval, self.pipeline.doUpdates, reactor).setServiceParent(self)
-        self.web: WebService | None = None
+        self.web: Any = None
         if http:
+            # Imported here: twisted.web and prometheus-client cost ~4 MB, for a
+            # controller with an HTTP port only (tests build many without).
+            from backend.controller.metrics import registry_for
+            from backend.controller.web import WebService
+
             host, port = parse_hostport(http, "http")
-            self.web = WebService(reactor, host, port, self.registry, http_url)
+            self.web = WebService(reactor, host, port, registry_for(self.pipeline, max_series),
+                                  http_url)
             self.web.setServiceParent(self)
 
     @property
