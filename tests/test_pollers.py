@@ -378,3 +378,16 @@ def test_agent_log_lines_carry_the_time_to_the_millisecond(tmp_path):
 
     expected = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.localtime(1_796_000_000.25)) + ".250"
     assert re.match(re.escape(expected) + r"[+-]\d{4} \[curl 42\] ended", line), line
+
+
+def test_a_poller_keeps_its_own_interval_when_it_is_longer_than_the_daemons():
+    class Slow(Counting):
+        NAME = "slow"
+        INTERVAL = 5.0
+
+    plugins = load_pollers()
+    plugins.add(Counting, "test")
+    plugins.add(Slow, "test")
+    collector = NodePollers(View(), task.Clock(), lambda f: True, names=["counting", "slow"],
+                            plugins=plugins, interval=2.0)
+    assert {p.NAME: p.interval for p in collector.pollers} == {"counting": 2.0, "slow": 5.0}

@@ -101,7 +101,10 @@ class NodePollers(service.Service):
         wanted = names or sorted(self.plugins.classes)
         self.pollers: list[Poller] = []
         for name in wanted:
-            poller = self.plugins.classes[name](view, clock, interval=interval, rng=self.rng)
+            cls = self.plugins.classes[name]
+            # The daemon's interval, or the poller's own if that is longer (a
+            # poller whose reading is dear asks for less).
+            poller = cls(view, clock, interval=max(interval, cls.INTERVAL), rng=self.rng)
             poller.on_reading = self._reading
             self.pollers.append(poller)
         self._pending: dict[str, dict[str, Any]] = {}
