@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="seer-footprint-") as workdir:
         with Cluster(workdir, args.nodes) as cluster:
             with cluster.experiment(timeout=60) as exp:
+                exp.agent("NOOP", "footprint").set({"note": "footprint"})  # makes the group
                 exp.agent("NOOP", "footprint").command("ECHO")
                 time.sleep(3)  # settle after start-up
                 pids = {n: p.pid for n, p in cluster.daemons.items()}

@@ -33,7 +33,7 @@ COMMANDS = 1000
 
 def send_all(exp, rate: float | None) -> tuple[float, object]:
     group = exp.agent("SEQ", "loss")
-    group.command("RESET")
+    group.command("START")  # makes the group and counts from scratch
     pending = []
     for i in range(COMMANDS):
         pending.append(group.submit("NEXT", {"i": i}, timeout=60))

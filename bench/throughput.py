@@ -23,6 +23,7 @@ def measure(n: int, seconds: float, window: int) -> dict:
         with Cluster(workdir, n) as cluster:
             with cluster.experiment(timeout=60) as exp:
                 group = exp.agent("NOOP", "throughput")
+                group.set({"note": "throughput"})  # makes the group (a bare command may not)
                 group.command("ECHO")
                 before = exp.status()
                 cpu_before = process_cpu(cluster.controller.pid)

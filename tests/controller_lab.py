@@ -15,6 +15,9 @@ CATALOGUE = {
              "variables": [{"name": "NODES", "type": "nodelist", "default": None, "help": ""},
                            {"name": "note", "type": "string", "default": "", "help": ""},
                            {"name": "count", "type": "int", "default": 0, "help": ""}]},
+    "FLOOD": {"type": "FLOOD", "nice": "", "menu": "Attack", "attack": True,
+              "commands": ["START", "STOP"],
+              "variables": [{"name": "NODES", "type": "nodelist", "default": None, "help": ""}]},
 }
 
 

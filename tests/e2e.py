@@ -68,11 +68,20 @@ class GroupTap:
         self.tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         self.tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
 
-    def capture(self, predicate) -> bytes:
-        while True:
-            data, _ = self.rx.recvfrom(65535)
+    def capture(self, predicate, timeout: float = 10.0) -> bytes:
+        """The first datagram ``predicate`` accepts; AssertionError after
+        ``timeout`` s (PINGs keep coming: a bare loop would wait for ever)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.rx.recvfrom(65535)
+            except TimeoutError:
+                continue
             if predicate(data):
                 return data
+        raise AssertionError(f"no datagram the test wanted within {timeout:g} s")
 
     def inject(self, data: bytes) -> None:
         self.tx.sendto(data, self.address)

@@ -319,10 +319,12 @@ def test_a_nack_snapshot_never_includes_unsent_messages(lab):
 def test_a_real_failure_is_not_overwritten_by_a_snapshot_in_the_same_report(lab):
     n1 = lab.register("n1")
     alice = lab.client()
+    lab.request(alice, command(target="n1"))
     lab.request(alice, command(command="ECHO", target="n1"))
-    lab.c.frameReceived(n1, Frame({"type": "REPORT", "ack": 1, "snapshot": 1,
-                                   "outcomes": [[1, "failed", "RuntimeError: no", None]]}))
-    assert alice.of_type("RESULT")[0].get("outcomes")["n1"]["status"] == "failed"
+    lab.c.frameReceived(n1, Frame({"type": "REPORT", "ack": 2, "snapshot": 2,
+                                   "outcomes": [[2, "failed", "RuntimeError: no", None]]}))
+    results = {r.get("serial"): r for r in alice.of_type("RESULT")}
+    assert results[2].get("outcomes")["n1"]["status"] == "failed"
 
 
 def test_sink_frames_never_carry_an_id_a_client_could_mistake(lab):

@@ -159,7 +159,9 @@ def test_a_broken_module_put_fails_per_node_with_its_error(lab4, tmp_path):
     assert {o.status for o in result.outcomes.values()} == {"failed"}
     assert "No module named 'nonexistent_module_for_seer'" in result.outcomes["n2"].error
     with lab4.experiment() as exp:
-        assert exp.agent("NOOP", "still").command("ECHO").ok  # daemons fine
+        still = exp.agent("NOOP", "still")
+        still.set(note="fine")
+        assert still.command("ECHO").ok  # daemons fine
 
 
 def test_get_brings_a_file_back_from_every_node(lab4, tmp_path):

@@ -29,6 +29,9 @@ pytestmark = pytest.mark.e2e
 def lab10(tmp_path_factory, certs_dir):
     lab = lab_for(tmp_path_factory.mktemp("lab10"), certs_dir, 10)
     with lab:
+        with lab.experiment() as exp:  # the groups the tests send commands to
+            for group in ("g", "replay"):
+                exp.set("RECORDER", group, {"label": "test"})
         yield lab
 
 
@@ -144,6 +147,7 @@ def test_1000_commands_under_20_percent_receive_loss_arrive_in_order_exactly_onc
                   common_daemon_args=["--agent-dirs", str(TEST_AGENTS), "--rx-drop", "0.2"])
     with lab:
         with lab.experiment() as exp:
+            exp.set("RECORDER", "g", {"label": "lossy"})
             started = time.monotonic()
             pending = []
             for i in range(1000):

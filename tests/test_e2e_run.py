@@ -50,6 +50,7 @@ def test_scheduled_commands_start_together_on_every_node(lab3, tmp_path):
 from seer.client import Experiment
 with Experiment() as exp:
     group = exp.agent("NOOP", "timed")
+    group.set(note="timed")
     result = exp.at(exp.now() + 1.0, group, "ECHO").result()
     late = max(o.at for o in result.outcomes.values()) - exp.time(exp.now()) 
     print(f"skew_ms {result.skew() * 1000:.3f} nodes {len(result.outcomes)}")
@@ -129,7 +130,9 @@ def test_a_node_certificate_may_not_execute(lab3, certs_dir):
 
 def test_watch_shows_nodes_and_counters(lab3):
     with lab3.experiment() as exp:
-        exp.agent("NOOP", "watched").command("ECHO")
+        watched = exp.agent("NOOP", "watched")
+        watched.set(note="watched")
+        watched.command("ECHO")
     run = lab3.cli("watch", "--once")
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

@@ -259,3 +259,35 @@ def test_groups_shows_each_nodes_run_state_with_why(lab):
     assert groups["n2"][0]["run"] == "running"
     lab.request(alice, {"type": "GROUPS", "id": 10, "target": "zz"})
     assert "matches no node" in alice.of_type("ERROR")[-1].get("error")
+
+
+def test_a_command_to_a_group_that_exists_nowhere_is_refused_naming_those_that_do(lab):
+    lab.register("n1")
+    lab.register("n2")
+    alice = lab.client()
+    lab.request(alice, {"type": "SET", "id": 1, "agent": "NOOP", "group": "g", "vars": {"note": "x"},
+                        "target": "n1"})
+    lab.request(alice, command(id=2, command="STOP", group="ff"))
+    error = alice.of_type("ERROR")[-1].get("error")
+    assert "NOOP group 'ff' exists on none of the targeted nodes" in error
+    assert "the NOOP groups: g" in error
+    lab.request(alice, command(id=3, command="STOP", target="n2"))  # g is on n1 only
+    assert "exists on none of the targeted nodes" in alice.of_type("ERROR")[-1].get("error")
+    lab.request(alice, command(id=4, command="STOP", target="n1,n2"))
+    assert alice.of_type("ACCEPTED")[-1].get("id") == 4
+    lab.request(alice, command(id=5, group="new"))  # START makes a group
+    assert alice.of_type("ACCEPTED")[-1].get("id") == 5
+
+
+def test_an_attack_agent_is_not_started_everywhere_by_default(lab):
+    lab.register("n1")
+    lab.register("n2")
+    alice = lab.client()
+    lab.request(alice, command(id=1, agent="FLOOD", group="f"))
+    assert "FLOOD makes attack traffic: say where it runs" in alice.of_type("ERROR")[-1].get("error")
+    lab.request(alice, command(id=2, agent="FLOOD", group="f", target="n2"))
+    assert alice.of_type("ACCEPTED")[-1].get("id") == 2
+    lab.request(alice, {"type": "SET", "id": 3, "agent": "FLOOD", "group": "h",
+                        "vars": {"NODES": "n1"}})
+    lab.request(alice, command(id=4, agent="FLOOD", group="h"))  # NODES says where
+    assert alice.of_type("ACCEPTED")[-1].get("id") == 4

@@ -17,7 +17,7 @@ from backend.controller.nodetable import NodeTable
 from backend.controller.outcomes import OutcomeTracker
 from backend.controller.parsing import RequestError
 from backend.net.session import FrameSession
-from seer.protocol.targets import TargetError
+from seer.protocol.targets import Target, TargetError
 from seer.protocol.vartypes import Var, VarError, convert_vars
 from seer.protocol.wire import Frame
 
@@ -57,6 +57,7 @@ class RequestSender:
             request = parse(msg.header, self.default_timeout, now)
             target, nodes = self.comm.resolve(request.target)
             self.check_catalogue(request.message, nodes)
+            self.check_group(request.message, target, nodes)
         except (RequestError, TargetError, VarError) as e:
             self.refuse(sock, msg, str(e))
             return
@@ -95,6 +96,31 @@ class RequestSender:
         if on_valid is not None:
             on_valid(message)
         self.comm.stamp(message, self.comm.node_set(target, nodes), sent, encoded)
+
+    def check_group(self, message: dict[str, Any], target: Target, nodes: list[str]) -> None:
+        """SET and START make a group; any other command must find one on a
+        targeted node -- `seer stop FLOODER ff` for a group that never existed
+        must not look like a stopped flood.  And an attack agent never starts
+        everywhere by default: it needs a target or the group's NODES."""
+        if message["type"] != "COMMAND":
+            return
+        agent, group, command = message["agent"], message["group"], message["command"]
+        model = self.comm.model
+        if command != "START" and not model.group_on(agent, group, nodes):
+            known = ", ".join(model.groups_of(agent)) or "none yet"
+            raise RequestError(
+                f"{agent} group {group!r} exists on none of the targeted nodes, so {command} "
+                f"would do nothing (a SET or START makes a group; the {agent} groups: {known})")
+        if command == "START" and target.is_all and self._is_attack(agent, nodes) \
+                and not model.has_var(agent, group, "NODES"):
+            raise RequestError(
+                f"{agent} makes attack traffic: say where it runs, with a target (--target "
+                f"NODES) or by setting the group's NODES first; it never starts on every node "
+                f"by default")
+
+    def _is_attack(self, agent: str, nodes: list[str]) -> bool:
+        description = self.nodes.catalogue(nodes).get(agent) or {}
+        return bool(description.get("attack"))
 
     def check_catalogue(self, message: dict[str, Any], nodes: list[str]) -> None:
         """Refuse, before sending, what the targeted nodes' agents cannot accept."""

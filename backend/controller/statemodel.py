@@ -229,6 +229,24 @@ class StateModel:
     def groups(self) -> list[tuple[str, str]]:
         return sorted(self._groups)
 
+    def groups_of(self, agent: str) -> list[str]:
+        """The names of the groups of agent type ``agent`` (SET or STARTed)."""
+        return sorted(g for a, g in self._groups if a == agent)
+
+    def group_on(self, agent: str, group: str, nodes: list[str]) -> bool:
+        """Whether a SET or a run command of the group was sent to any of ``nodes``."""
+        model = self._groups.get((agent, group))
+        if model is None:
+            return False
+        histories = [*model.vars.values(), model.run]
+        return any(_includes(entry.nodes, node) for history in histories for entry in history
+                   for node in nodes)
+
+    def has_var(self, agent: str, group: str, name: str) -> bool:
+        """Whether the group's variable ``name`` was ever SET."""
+        model = self._groups.get((agent, group))
+        return model is not None and bool(model.vars.get(name))
+
     # -- checkpoint ----------------------------------------------------------------
 
     def referenced_blobs(self) -> set[str]:

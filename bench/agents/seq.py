@@ -24,3 +24,7 @@ class Seq(Agent):
     def handleRESET(self):
         self.last = -1
         self.counters.clear()
+
+    def handleSTART(self):
+        """Begin a run: counting from scratch."""
+        self.handleRESET()
