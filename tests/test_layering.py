@@ -43,6 +43,9 @@ def cli_service_runner() -> str:
 REACTOR_ENTRY_POINTS = (
     cli_service_runner(),                  # seer controller / seer daemon
     "backend.tap",                         # builds the services from settings
+    # SEER's documented Controller(multicastaddr, name, cafile, nodefile,
+    # required) has no reactor: the global one is its default, in __init__ only.
+    "backend.controller.service",
     "backend.runtime.trafficcontroller",   # its own process: python -m ...trafficcontroller
     "backend.runtime.worker",              # an agent worker: python -m backend.runtime.worker
     "seer.localrun",                       # a local experiment's processes

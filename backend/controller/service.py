@@ -71,7 +71,7 @@ class Controller(service.MultiService):
         nodefile: list[str] | None = None,
         required: list[str] | None = None,
         *,
-        reactor: Any,
+        reactor: Any = None,
         certs: str | Path = "certs",
         listen: tuple[str, int] | str = ("127.0.0.1", 7700),
         interface: str = "127.0.0.1",
@@ -88,6 +88,11 @@ class Controller(service.MultiService):
     ) -> None:
         super().__init__()
         self.setName(name)
+        if reactor is None:
+            # SEER's documented signature has no reactor: only here, at the
+            # edge where a SEER-style script builds a Controller itself, the
+            # global one is the default (tests/test_layering.py knows).
+            from twisted.internet import reactor
         self.reactor = reactor
         if isinstance(multicastaddr, str):
             multicastaddr = parse_hostport(multicastaddr, "multicast group")
@@ -203,7 +208,7 @@ class Controller(service.MultiService):
         ListeningPort("scripts", lambda: reactor.listenUNIX(
             str(socket_path), SessionFactory(self, tls=False), mode=0o600)).setServiceParent(self)
         for name, interval, duty in (
-            ("ping", self.ping_interval, self.pingExperiment),
+            ("ping", self.ping_interval, self._tick),
             ("retire", min(10.0, self.retire_after / 4), self.comm.retireSerials),
             ("checkpoint", self.checkpoint_interval, self.checkpoint),
             ("updates", self.update_interval, self.doUpdates),
@@ -287,12 +292,7 @@ class Controller(service.MultiService):
         role = session.identity.role
         handler = self._handlers.get((role, frame.type))
         if handler is None:
-            self.count("refused_frames")
-            allowed = sorted(t for r, t in self._handlers if r == role)
-            session.send({
-                "type": "ERROR", "id": frame.get("id"),
-                "error": f"a {role} may not send {frame.type} (allowed: {', '.join(allowed)})",
-            })
+            self.handleGeneric(session, frame)
             return
         if role == "node" and frame.type != "INFO" and "node" not in session.state:
             session.send({"type": "ERROR", "error": f"send INFO before {frame.type}"})
@@ -339,12 +339,48 @@ class Controller(service.MultiService):
 
     # -- periodic duties -----------------------------------------------------------------
 
+    def createInfoMessage(self) -> dict[str, Any]:
+        """SEER: "decorate parent implementation so we can add node and ip
+        responsibility info" -- the INFO describing this controller: its name,
+        epoch and serial, where it listens, and the nodes and addresses it is
+        responsible for."""
+        comm = self.comm
+        return {
+            "type": "INFO", "name": self.name, "role": "controller",
+            "epoch": comm.epoch if comm else None, "serial": comm.sent_serial if comm else 0,
+            "listen": comm.advertise if comm else None,
+            "group": "%s:%d" % self.multicastaddr,
+            "nodes": {r.name: r.addresses for r in self.nodes},
+        }
+
+    def handleGeneric(self, sock: FrameSession, msg: Frame) -> None:
+        """SEER: "generic handle pass, other methods can point to" -- a frame
+        type with no handler of its own is refused, saying what is allowed."""
+        role = sock.identity.role
+        self.count("refused_frames")
+        allowed = sorted(t for r, t in self._handlers if r == role)
+        article = "an" if role[:1] in ("a", "e", "i", "o", "u") else "a"
+        sock.send({"type": "ERROR", "id": msg.get("id"),
+                   "error": f"{article} {role} may not send {msg.type} "
+                            f"(allowed: {', '.join(allowed)})"})
+
+    def subloop(self) -> None:
+        """SEER: "extra code that runs inside the main loop of the network
+        router".  A Twisted controller has no loop of its own: this hook is
+        called on every tick of its periodic duties (each ping interval);
+        a subclass overrides it.  It does nothing here."""
+
     def pingExperiment(self) -> None:
         """Ping the experiment with the current serial unless traffic already did."""
         comm = self.comm
         if comm.last_sent_at is None or \
                 self.reactor.seconds() - comm.last_sent_at >= self.ping_interval * 0.9:
             comm.ping()
+
+    def _tick(self) -> None:
+        """Every ping interval: SEER's pingExperiment, then its subloop hook."""
+        self.pingExperiment()
+        self.subloop()
 
     def doUpdates(self) -> None:
         """Send a status update to sinks when something changed."""

@@ -8,6 +8,7 @@ spoofed traffic) and a destination (one of the servers' addresses)::
     pool.Set("server1", ["198.18.2.10/32"])
     pool.Set("server2", ["198.18.3.0/24"])
     dst = pool.Random()          # PoolAddress(node='server2', address='198.18.3.77')
+    node, address = pool.Random()  # SEER's tuple
     pool.RandomNode()            # 'server1' or 'server2'
 
 Every draw is uniform over the pool's (node, range) entries, then uniform
@@ -19,8 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 # netaddr costs a daemon ~0.7 MB of heap; it is imported where it is used,
 # so a node whose agents never parse an address does without it.
@@ -32,9 +32,11 @@ class PoolError(ValueError):
     """A range that is not an address or CIDR block, or an empty pool."""
 
 
-@dataclass(frozen=True)
-class PoolAddress:
-    """An address drawn from a pool, with the node it belongs to."""
+class PoolAddress(NamedTuple):
+    """An address drawn from a pool, with the node it belongs to.
+
+    A tuple, as SEER's ``Random()`` returned: ``node, addr = pool.Random()``
+    works, and so do ``.node`` and ``.address``."""
 
     node: str
     address: str
