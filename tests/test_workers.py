@@ -5,8 +5,6 @@ worker with its real code."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from twisted.internet.defer import maybeDeferred, succeed
 
@@ -34,6 +32,8 @@ class Iso(Agent):
 
     def handleSTART(self):
         self.report("started", label=self.getNodeVar("label"))
+        if self.getNodeVar("label") == "hang":
+            return Deferred()
 
     def handleSTOP(self):
         pass
@@ -43,6 +43,9 @@ class Iso(Agent):
 
     def handleTABLE(self):
         return self.context.node_table()
+
+    def handleHIT(self):
+        self.count("hits")
 
     def handleEND(self):
         self.stream("progress", {"done": 1})
@@ -300,3 +303,36 @@ def test_an_agent_the_worker_cannot_load_fails_each_message_until_it_can(tmp_pat
     lab.turn()
     assert lab.outcome(serial)[1] == "applied"
     assert len(lab.reactor.spawned) == 2
+
+
+def test_the_pollers_see_an_isolated_groups_counters_and_processes(lab):
+    lab.send("HIT")
+    lab.send("HIT")
+    lab.turn()
+    mirror = lab.d.groups()[("ISO", "g")]
+    assert mirror.counters == {} and mirror.context.processes.running == [
+        lab.reactor.spawned[0].pid]  # the worker itself, before its first STATE
+    lab.turn(1)
+    assert mirror.counters == {"hits": 2}
+    lab.worker().process.exit(1)
+    assert mirror.context.processes.running == []
+    inline = lab.send("HIT", agent="INLINE")
+    lab.turn()
+    assert lab.outcome(inline)[1] == "applied"
+    assert lab.d.groups()[("INLINE", "g")] is lab.d.instances[("INLINE", "g")]
+
+
+def test_a_restarted_worker_that_does_not_come_back_is_killed_and_tried_again(lab):
+    lab.send("START")
+    lab.set(label="hang")  # a START now would never finish
+    lab.turn()
+    lab.worker().process.exit(1)
+    lab.turn(0.5)  # restarted; bringing the run back hangs
+    waiting = lab.send("ECHO")
+    lab.turn(59)
+    restarted = lab.reactor.spawned[1]
+    assert not restarted.exited and lab.outcome(waiting)[1] == "failed"  # its own timeout
+    lab.turn(1)
+    assert restarted.signals == [9]
+    died = [data["how"] for _, event, data in lab.events if event == "worker_died"]
+    assert died[-1] == "killed: it did not bring the group back within 60 s"

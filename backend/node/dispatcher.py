@@ -97,6 +97,14 @@ class Dispatcher:
         return {key: runner.agent for key, runner in self.runners.items()
                 if runner.agent is not None}
 
+    def groups(self) -> dict[GroupKey, Any]:
+        """Every group made so far, as the node's pollers read it: the agent
+        object, or for an isolated group its worker's mirror (``counters``,
+        ``client_stats``, ``context.processes.running``)."""
+        return {key: runner.agent if runner.agent is not None else runner.mirror
+                for key, runner in self.runners.items()
+                if runner.agent is not None or isinstance(runner, AgentWorker)}
+
     # -- entry points -----------------------------------------------------------
 
     def dispatch(self, serial: int, message: dict[str, Any]) -> bool:

@@ -35,25 +35,22 @@ processes) and STOP_GRACE seconds to exit; then SIGKILL and a sweep.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from backend.node.workerprocess import WorkerProcess, describe_exit
 from backend.runtime import workerproto as wp
 from backend.runtime.context import AgentContext
 from backend.runtime.processes import sweep as sweep_tagged
 from backend.runtime.results import describe, describe_failure
 from backend.runtime.runner import Outcome, Restored
-from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
+from seer.protocol.wire import Frame
 
 log = Logger()
 
@@ -65,9 +62,9 @@ STABLE_AFTER = 10.0
 WAIT_LIMIT = 5.0
 #: Seconds a worker has to stop its agent at shutdown (its processes get 3 s of those).
 STOP_GRACE = 6.0
-#: Longest line of a worker's stderr logged as it is.
-STDERR_LINE = 4096
-
+#: A restarted worker not back to its group's state within twice this (or twice
+#: the handler timeout) is killed and restarted.
+HANDLER_LIMIT = 300.0
 #: The folder that holds ``backend``: a worker runs the daemon's own code.
 _ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -77,18 +74,6 @@ IDLE, STARTING, SYNCING, READY, DOWN, BROKEN, STOPPING, STOPPED = (
 
 class WorkerDown(Exception):
     """The group's worker cannot run the message; the text says why."""
-
-
-def describe_exit(reason: Failure) -> str:
-    """``exit code N`` or ``signal S, NAME``, from a process's end."""
-    number = getattr(reason.value, "signal", None)
-    if number:
-        try:
-            return f"signal {number}, {signal.Signals(number).name}"
-        except ValueError:
-            return f"signal {number}"
-    code = getattr(reason.value, "exitCode", None)
-    return f"exit code {'?' if code is None else code}"
 
 
 class WorkerSupervisor:
@@ -140,7 +125,8 @@ class WorkerSupervisor:
 class AgentWorker:
     """One isolated group: its worker process, as a runner for the Dispatcher."""
 
-    #: The agent object lives in the worker: the Dispatcher's ``instances`` leave it out.
+    #: The agent object lives in the worker: the Dispatcher's ``instances`` leave it out
+    #: (its ``groups`` have the ``mirror``).
     agent = None
 
     def __init__(self, supervisor: WorkerSupervisor, key: tuple[str, str],
@@ -160,7 +146,7 @@ class AgentWorker:
         self.vars: dict[str, Any] = {}
         self.requests = wp.Requests()
         self.waiters: list[Deferred] = []
-        self.process: _WorkerProcess | None = None
+        self.process: WorkerProcess | None = None
         self.pid: int | None = None
         self.started_at = 0.0
         #: Deaths in a row, each within STABLE_AFTER of its start.
@@ -170,6 +156,8 @@ class AgentWorker:
         self._swept: Deferred = succeed(None)
         self._stopped: Deferred | None = None
         self.broken = ""
+        #: What the worker last said of its agent (counters, processes), for the pollers.
+        self.mirror = WorkerMirror(self)
 
     # -- the runner's interface ----------------------------------------------------------
 
@@ -260,7 +248,7 @@ class AgentWorker:
 
     def _start(self) -> None:
         self.state = STARTING
-        process = self.process = _WorkerProcess(self)
+        process = self.process = WorkerProcess(self)
         argv = [self.s.python, "-m", wp.WORKER_MODULE, self.label]
         try:
             self.reactor.spawnProcess(process, self.s.python, argv, env=self.s.environment())
@@ -278,12 +266,12 @@ class AgentWorker:
                       "workdir": c.workdir, "process_tag": self.tag,
                       "counters_interval": c.counters_interval})
 
-    def frame_received(self, process: _WorkerProcess, frame: Frame) -> None:
+    def frame_received(self, process: WorkerProcess, frame: Frame) -> None:
         if process is not self.process:
             return  # from a worker already given up on
         handler = {wp.HELLO: self._hello, wp.DONE: self._done, wp.EVENT: self._event,
                    wp.STREAM: self._stream, wp.RUN_ENDED: self._run_ended,
-                   wp.ASK: self._ask}.get(frame.type)
+                   wp.ASK: self._ask, wp.STATE: self.mirror.update}.get(frame.type)
         if handler is None:
             process.kill(f"it sent a {frame.type!r} frame, which is not in the worker protocol")
             return
@@ -307,8 +295,15 @@ class AgentWorker:
             self._ready()
             return
         self.state = SYNCING
-        self._request(wp.RESTORE, entry=entry, current="stopped").addCallbacks(
-            self._resynced, lambda f: None)  # a death meanwhile is handled where it is seen
+        process, limit = self.process, 2 * (self.timeout or HANDLER_LIMIT)
+        restoring = self._request(wp.RESTORE, entry=entry, current="stopped")
+        restoring.addTimeout(limit, self.reactor)
+
+        def not_restored(failure: Failure) -> None:
+            if not failure.check(WorkerDown):  # a death meanwhile is handled where it is seen
+                process.kill(f"it did not bring the group back within {limit:g} s")
+
+        restoring.addCallbacks(self._resynced, not_restored)
 
     def _resync_entry(self) -> dict[str, Any] | None:
         """What a restarted worker is brought back to: the variables, the run state."""
@@ -364,7 +359,7 @@ class AgentWorker:
 
     # -- the end of a worker --------------------------------------------------------------
 
-    def ended(self, process: _WorkerProcess, reason: Failure) -> None:
+    def ended(self, process: WorkerProcess, reason: Failure) -> None:
         """The worker process is gone (its ProcessProtocol says so)."""
         if process is not self.process:
             return
@@ -428,64 +423,34 @@ class AgentWorker:
             waiter.errback(WorkerDown(why))
 
 
+class WorkerMirror:
+    """An isolated group's agent as the node's pollers read one: ``counters``,
+    ``client_stats`` and its processes (``context.processes.running``, the
+    worker itself among them), as of the worker's last STATE frame."""
+
+    def __init__(self, worker: AgentWorker) -> None:
+        self._worker = worker
+        self.counters: dict[str, Any] = {}
+        self.client_stats: dict[Any, dict[str, Any]] = {}
+        self._pids: list[int] = []
+        self.context = self  # context.processes.running, as on an agent
+        self.processes = self
+
+    def update(self, frame: Frame) -> None:
+        self.counters = dict(frame.get("counters") or {})
+        self.client_stats = dict(frame.get("clients") or {})
+        self._pids = [p for p in frame.get("pids") or [] if isinstance(p, int)]
+
+    @property
+    def running(self) -> list[int]:
+        worker = self._worker
+        alive = worker.process is not None and worker.pid is not None
+        return ([worker.pid] if alive else []) + (self._pids if alive else [])
+
+
 def _not_run(failure: Failure) -> Outcome:
     return ("failed", _why(failure), None)
 
 
 def _why(failure: Failure) -> str:
     return str(failure.value) if failure.check(WorkerDown) else describe_failure(failure)
-
-
-class _WorkerProcess(ProcessProtocol):
-    """One worker process: frames from its stdout, log lines from its stderr."""
-
-    def __init__(self, worker: AgentWorker) -> None:
-        self.worker = worker
-        self.decoder = FrameDecoder()
-        self.kill_reason: str | None = None
-        #: Its last lines on stderr (a crash's last words), for the worker_died event.
-        self.tail: deque[str] = deque(maxlen=5)
-        self._partial = b""
-        self._ended = False
-
-    def send(self, header: dict[str, Any]) -> None:
-        if self.transport is not None and not self._ended:
-            self.transport.write(encode_frame(header))
-
-    def outReceived(self, data: bytes) -> None:
-        try:
-            frames = self.decoder.feed(data)
-        except WireError as e:
-            self.kill(f"it broke the worker protocol ({e})")
-            return
-        for frame in frames:
-            self.worker.frame_received(self, frame)
-
-    def errReceived(self, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()[-STDERR_LINE:]
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line: bytes) -> None:
-        text = line.decode(errors="replace").rstrip()[:STDERR_LINE]
-        if text:
-            self.tail.append(text)
-            log.info("{label}: {line}", label=self.worker.label, line=text)
-
-    def processEnded(self, reason: Failure) -> None:
-        self._ended = True
-        if self._partial:
-            self._line(self._partial)
-            self._partial = b""
-        self.worker.ended(self, reason)
-
-    def kill(self, why: str) -> None:
-        if self.kill_reason is None:
-            self.kill_reason = f"killed: {why}"
-            log.warn("{label}: killing the agent worker: {why}", label=self.worker.label,
-                     why=why)
-        try:
-            self.transport.signalProcess("KILL")
-        except (ProcessExitedAlready, OSError):
-            pass

@@ -71,6 +71,8 @@ class WorkerHost:
         self._running: dict[int, Deferred] = {}
         self._asks = wp.Requests()
         self._stopping: Deferred | None = None
+        self._state_call: Any = None
+        self._last_state: dict[str, Any] = {}
 
     # -- frames from the daemon ------------------------------------------------------------
 
@@ -112,6 +114,22 @@ class WorkerHost:
         )
         self.runner = AgentRunner(lambda: cls, context, self.reactor, timeout=None)
         self.send({"type": wp.HELLO, "pid": os.getpid()})
+        self._state_call = self.reactor.callLater(wp.STATE_INTERVAL, self._state)
+
+    def _state(self) -> None:
+        """Each second, the agent's counters and processes if they changed (the pollers')."""
+        self._state_call = None
+        if self.runner is None:
+            return
+        agent = self.runner.agent
+        if agent is not None:
+            state = {"counters": json_safe(dict(agent.counters)),
+                     "clients": json_safe({str(k): v for k, v in agent.client_stats.items()}),
+                     "pids": list(agent.pids)}
+            if state != self._last_state:
+                self._last_state = state
+                self.send(dict(state, type=wp.STATE))
+        self._state_call = self.reactor.callLater(wp.STATE_INTERVAL, self._state)
 
     def _run(self, frame: Frame) -> None:
         request_id = frame.get("id")
@@ -178,6 +196,8 @@ class WorkerHost:
     def stop(self) -> Deferred:
         """Stop the agent (its ``stop``, then its processes), then end the process."""
         if self._stopping is None:
+            if self._state_call is not None and self._state_call.active():
+                self._state_call.cancel()
             runner, self.runner = self.runner, None
             d = runner.shutdown() if runner is not None else succeed(None)
             self._asks.fail_all(LookupError("the worker is stopping"))

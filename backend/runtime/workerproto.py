@@ -36,6 +36,10 @@ worker -> daemon::
     RUN_ENDED {why}                     the agent's runFinished()
     ASK      {id, what}                 a request of the agent's context;
                                         ``what`` is "node_table"
+    STATE    {counters, clients, pids}  the agent's counters, its traffic
+                                        controllers' stats and its processes,
+                                        each second while they change (the
+                                        node's pollers read them)
 
 A worker that sends anything else, or bytes that are not frames, is killed
 and restarted like one that crashed.
@@ -65,6 +69,10 @@ EVENT = "EVENT"
 STREAM = "STREAM"
 RUN_ENDED = "RUN_ENDED"
 ASK = "ASK"
+STATE = "STATE"
+
+#: Seconds between STATE frames (only when something changed).
+STATE_INTERVAL = 1.0
 
 #: What a worker may ASK of its daemon.
 ASKABLE = ("node_table",)

@@ -15,7 +15,6 @@ fail that message and leave the group working.
 from __future__ import annotations
 
 import json
-import socket
 import struct
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,7 +67,7 @@ def one_write(exp):
 
 
 def datagram_messages(data: bytes) -> list[dict]:
-    magic, _, kind, _, _, count = _HEADER.unpack_from(data)
+    magic, _, kind, _, _, _ = _HEADER.unpack_from(data)
     if magic != b"SEER" or kind != 1:
         return []
     return json.loads(data[_HEADER.size:len(data) - _TRAILER])
@@ -89,7 +88,7 @@ def send_together(lab, exp, bad: dict, healthy_group: str):
                                                  timeout=TIMEOUT)
         carried = datagram_messages(tap.capture(
             lambda d: any(m.get("group") == healthy_group for m in datagram_messages(d))))
-    except socket.timeout:
+    except TimeoutError:
         carried = []
     finally:
         tap.close()
