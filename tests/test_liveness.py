@@ -117,3 +117,18 @@ def test_a_daemon_drops_a_silent_controller_and_a_ping_brings_it_back_at_once(
     assert len(reactor.sslClients) == attempts + 1  # at most once a second
     assert d.counters["controller_silent"] == 1
     d.stopService()
+
+
+def test_a_ping_goes_out_every_few_seconds_even_while_commands_stream(lab):
+    from seer.protocol.datagrams import KIND_PING
+
+    lab.register("n1")
+    alice = lab.client()
+    lab.request(alice, command(command="START"))
+    lab.sender.take()
+    kinds = []
+    for i in range(250):  # a command every 40 ms for 10 s: never quiet enough for a PING
+        lab.request(alice, command(id=100 + i, command="STOP"))
+        lab.reactor.advance(0.04)
+        kinds += [d.kind for d in lab.datagrams()]
+    assert kinds.count(KIND_PING) >= 2  # every 5 ping intervals all the same

@@ -93,6 +93,7 @@ class CommWrapper:
         self.window = window if window is not None else RetransmitWindow()
         self.journal = journal
         self.last_sent_at: float | None = None
+        self.last_ping_at: float | None = None
         #: HOST:PORT daemons reach the controller's TLS listener at (in PINGs).
         self.advertise: str | None = None
         self.message_datagrams = 0
@@ -218,7 +219,7 @@ class CommWrapper:
             body["controller"] = self.advertise
         datagram = encode_datagram(self.keys, KIND_PING, self.epoch, self.sent_serial,
                                    body=body)
-        self.last_sent_at = self.clock.seconds()
+        self.last_sent_at = self.last_ping_at = self.clock.seconds()
         try:
             self.sender.send(datagram)
             self.ping_datagrams += 1

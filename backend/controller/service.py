@@ -53,6 +53,11 @@ from seer.protocol.wire import Frame, WireError
 __all__ = ["Controller", "returnNone"]
 
 
+#: A PING goes out at least once per this many ping intervals, even while
+#: messages stream (they are what usually stands in for PINGs).
+DISCOVERY_PING_EVERY = 5
+
+
 def returnNone(*args: Any) -> None:
     """SEER's do-nothing callback."""
     return None
@@ -371,10 +376,16 @@ class Controller(service.MultiService):
         a subclass overrides it.  It does nothing here."""
 
     def pingExperiment(self) -> None:
-        """Ping the experiment with the current serial unless traffic already did."""
+        """Ping the experiment with the current serial unless traffic already
+        did -- and, however busy, at least every DISCOVERY_PING_EVERY pings'
+        worth, so that a daemon starting in the middle of a stream of
+        commands still hears where the controller is."""
         comm = self.comm
-        if comm.last_sent_at is None or \
-                self.reactor.seconds() - comm.last_sent_at >= self.ping_interval * 0.9:
+        now = self.reactor.seconds()
+        idle = comm.last_sent_at is None or now - comm.last_sent_at >= self.ping_interval * 0.9
+        overdue = comm.last_ping_at is None or \
+            now - comm.last_ping_at >= self.ping_interval * DISCOVERY_PING_EVERY
+        if idle or overdue:
             comm.ping()
 
     def _tick(self) -> None:

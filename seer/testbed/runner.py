@@ -134,9 +134,11 @@ def _programs(topology: Topology, folder: Path, relay_port: int, group: str, con
                 {"name": "relay", "log": str(folder / "logs" / "relay.log"), "cwd": str(folder),
                  "argv": [python, "-m", "seer.testbed.relay", "--listen", str(relay_port),
                           "--netns", build.controller_ns(name), "--to", control]}]
+    # The daemons are not told where the controller is: they find it from its
+    # PINGs on the group (backend/node/discovery.py), as on a real testbed.
     for node in nodes:
         programs.append(seer(
-            build.node_ns(name, node), node, "daemon", "--name", node, "--controller", control,
+            build.node_ns(name, node), node, "daemon", "--name", node,
             "--group", group, "--interface", "ctl0", "--certs", str(cert_dir),
             "--workdir", str(folder / "nodes" / node),
             *[f"--attributes={k}={v}" for k, v in topology.nodes[node].attributes.items()],
