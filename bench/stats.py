@@ -10,9 +10,11 @@
   measure of the reactor thread's CPU, target <= 0.5% of a core), and the
   bytes per second each node's TLS link carries to the controller while
   idle (STATS frames, with the heartbeats and REPORTs besides).
-* The controller with 100 simulated nodes x 30 series at 1 s (scraped every
-  second): its CPU with stats on and off (target <= 5% of a core more), and
-  the bytes per second of stats per node (on minus off).
+* The controller with 100 simulated nodes x 30 series at 1 s: its CPU with
+  stats on and off (target <= 5% of a core more), the bytes per second of
+  stats per node (on minus off), and apart, the CPU one /metrics scrape of
+  those series costs it (prometheus-client writes ~3,600 samples): a
+  Prometheus scraping every second adds that much a second.
 * Fan-out N=100 (real daemon processes, `bench fanout`): p50 with stats on
   (the default) and off; target: within 10%.
 
@@ -26,7 +28,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -115,8 +116,9 @@ def _one_rate(exp, testbed, rate, window, Counter, bits_per_second, build) -> di
             "error": round(error, 5) if error is not None else None, "load": round(load(), 2)}
 
 
-def controller_cost(nodes: int, seconds: float) -> dict:
-    """Controller CPU and TLS bytes in, 100 simulated nodes, stats on (30 series) and off."""
+def controller_cost(nodes: int, seconds: float, scrapes: int = 20) -> dict:
+    """Controller CPU and TLS bytes in, simulated nodes, stats on (30 series) and off;
+    then the CPU of /metrics scrapes."""
     out = {}
     for label, args in (("off", ["--stats-interval", "0"]),
                         ("on", ["--poller-dirs", str(SYNTHETIC), "--pollers", "interface"])):
@@ -126,36 +128,35 @@ def controller_cost(nodes: int, seconds: float) -> dict:
                 with cluster.experiment(timeout=60) as exp:
                     metrics = exp.status().get("metrics")
                     time.sleep(5)  # every node's first frames in
-                    stop = threading.Event()
-                    scrapes = [0]
-
-                    def scrape() -> None:  # Prometheus's share of the work: a scrape a second
-                        while not stop.wait(1.0):
-                            if metrics and label == "on":
-                                urllib.request.urlopen(metrics, timeout=5).read()
-                                scrapes[0] += 1
-
-                    scraper = threading.Thread(target=scrape, daemon=True)
-                    scraper.start()
                     pid = cluster.controller.pid
                     cpu0, bytes0, t0 = process_cpu(pid), exp.status()["node_tls_bytes"]["in"], \
                         time.monotonic()
                     time.sleep(seconds)
                     cpu1, bytes1, t1 = process_cpu(pid), exp.status()["node_tls_bytes"]["in"], \
                         time.monotonic()
-                    stop.set()
-                    scraper.join()
-                    series = 0
+                    entry = {"controller_cpu_percent": round((cpu1 - cpu0) / (t1 - t0) * 100, 2),
+                             "tls_bytes_per_s_per_node": round(
+                                 (bytes1 - bytes0) / (t1 - t0) / nodes, 1),
+                             "load": round(load(), 2)}
                     if label == "on":
-                        aggregate = exp.stats()["aggregate"]
-                        series = len(aggregate.get("interfaces") or {})
-            out[label] = {"controller_cpu_percent": round((cpu1 - cpu0) / (t1 - t0) * 100, 2),
-                          "tls_bytes_per_s_per_node": round((bytes1 - bytes0) / (t1 - t0) / nodes,
-                                                            1),
-                          "scrapes": scrapes[0], "interfaces_aggregated": series,
-                          "load": round(load(), 2)}
+                        entry["interfaces_aggregated"] = len(
+                            exp.stats()["aggregate"].get("interfaces") or {})
+                        # Scrapes back to back: the CPU each costs, stats running meanwhile
+                        # (their share over the same time is taken off).
+                        cpu2, t2 = process_cpu(pid), time.monotonic()
+                        samples = 0
+                        for _ in range(scrapes):
+                            body = urllib.request.urlopen(metrics, timeout=30).read()
+                            samples = sum(1 for line in body.splitlines()
+                                          if line and not line.startswith(b"#"))
+                        cpu3, t3 = process_cpu(pid), time.monotonic()
+                        stats_share = (cpu1 - cpu0) / (t1 - t0) * (t3 - t2)
+                        entry["scrape_cpu_ms"] = round((cpu3 - cpu2 - stats_share)
+                                                       / scrapes * 1000, 1)
+                        entry["scrape_samples"] = samples
+            out[label] = entry
             print(f"  controller, {nodes} simulated nodes, stats {label}: "
-                  f"{out[label]['controller_cpu_percent']}% CPU, load {load():.2f}", flush=True)
+                  f"{entry['controller_cpu_percent']}% CPU, load {load():.2f}", flush=True)
     out["stats_cpu_percent"] = round(out["on"]["controller_cpu_percent"]
                                      - out["off"]["controller_cpu_percent"], 2)
     out["stats_bytes_per_s_per_node"] = round(out["on"]["tls_bytes_per_s_per_node"]
@@ -219,6 +220,10 @@ def main(argv: list[str] | None = None) -> dict:
                      f" - {ctl['off']['controller_cpu_percent']})", "<= 5%", ctl["on"]["load"]])
         rows.append(["stats bytes/s per node (30 series)", ctl["stats_bytes_per_s_per_node"],
                      "-", ctl["on"]["load"]])
+        rows.append([f"controller CPU per /metrics scrape ({ctl['on']['scrape_samples']} "
+                     "samples)", f"{ctl['on']['scrape_cpu_ms']} ms "
+                     f"({ctl['on']['scrape_cpu_ms'] / 10:.1f}% at 1 s, "
+                     f"{ctl['on']['scrape_cpu_ms'] / 150:.2f}% at 15 s)", "-", ctl["on"]["load"]])
     if "fanout" not in args.skip:
         result["fanout"] = fan = fanout_on_off(args.nodes, args.rounds)
         rows.append([f"fan-out N={args.nodes} p50, stats on / off",

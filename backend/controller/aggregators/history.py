@@ -29,6 +29,8 @@ class History:
         self.times = array("d", [NAN] * length)
         self.columns: dict[str, array] = {}
         self._last_seen: dict[str, int] = {}
+        #: (kind, name) -> field -> (key, column): the columns of each entity.
+        self._entities: dict[tuple[str, str], dict[str, tuple[str, array]]] = {}
         self.added = 0
         self.refused_columns = 0
 
@@ -39,30 +41,41 @@ class History:
         """Keep one interval's aggregate (its ``time`` and every entity's numbers)."""
         slot = self.added % self.length
         self.times[slot] = float(aggregate.get("time") or 0.0)
-        written = set()
+        written: set[int] = set()
+        columns = self.columns
         for kind, entities in aggregate.items():
             if not isinstance(entities, dict):
                 continue
             for name, entity in entities.items():
                 if not isinstance(entity, dict):
                     continue
+                # An entity's columns by field, kept: no key is built for the
+                # fields seen before (this is the controller's hottest loop).
+                known = self._entities.get((kind, name))
+                if known is None:
+                    known = self._entities[(kind, name)] = {}
                 for field, number in flatten(entity):
-                    key = f"{kind}/{name}/{field}"
-                    column = self.columns.get(key)
-                    if column is None:
-                        if len(self.columns) >= self.max_columns:
-                            self.refused_columns += 1
-                            continue
-                        column = self.columns[key] = array("d", [NAN] * self.length)
-                    column[slot] = float(number)
-                    written.add(key)
-                    self._last_seen[key] = self.added
-        for key in [k for k in self.columns if k not in written]:
+                    column = known.get(field)
+                    if column is None or columns.get(column[0]) is not column[1]:
+                        key = f"{kind}/{name}/{field}"
+                        array_ = columns.get(key)
+                        if array_ is None:
+                            if len(columns) >= self.max_columns:
+                                self.refused_columns += 1
+                                continue
+                            array_ = columns[key] = array("d", [NAN] * self.length)
+                        column = known[field] = (key, array_)
+                    column[1][slot] = float(number)
+                    written.add(id(column[1]))
+                    self._last_seen[column[0]] = self.added
+        for key in [k for k, a in columns.items() if id(a) not in written]:
             if self.added - self._last_seen.get(key, 0) >= self.length:
-                del self.columns[key]
+                del columns[key]
                 self._last_seen.pop(key, None)
             else:
-                self.columns[key][slot] = NAN
+                columns[key][slot] = NAN
+        if len(self._entities) > 2 * max(1, len(columns)):
+            self._entities.clear()  # entities that are gone: their caches go too
         self.added += 1
 
     def _order(self, since: float | None) -> list[int]:
