@@ -61,8 +61,11 @@ class WorkerHost:
 
     def __init__(self, reactor: Any, send: Callable[[dict[str, Any]], None],
                  finish: Callable[[int], None],
-                 load: Callable[[dict[str, str], str], type] = load_agent_class) -> None:
+                 load: Callable[[dict[str, str], str], type] = load_agent_class,
+                 alive: Callable[[], bool] = lambda: True) -> None:
         self.reactor = reactor
+        #: False once the process is gone (only a worker played in-process outlives it).
+        self.alive = alive
         self._send = send
         self.finish = finish
         self.load = load
@@ -119,7 +122,7 @@ class WorkerHost:
     def _state(self) -> None:
         """Each second, the agent's counters and processes if they changed (the pollers')."""
         self._state_call = None
-        if self.runner is None:
+        if self.runner is None or not self.alive():
             return
         agent = self.runner.agent
         if agent is not None:

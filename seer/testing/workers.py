@@ -34,7 +34,8 @@ class FakeWorker:
     def __init__(self, process: FakeProcess,
                  load: Callable[[dict[str, str], str], type]) -> None:
         self.process = process
-        self.host = WorkerHost(process.reactor, self._send, self._finish, load)
+        self.host = WorkerHost(process.reactor, self._send, self._finish, load,
+                               alive=lambda: self.alive)
         #: Every frame the host sent to the daemon, in order.
         self.sent: list[dict[str, Any]] = []
         #: Every frame the daemon sent to the host, in order.
