@@ -417,3 +417,45 @@ def test_a_bad_message_does_not_stop_its_group_on_later_datagrams(faulty_node):
     outcomes = [o for o in node.outcomes()]
     assert [o[:2] for o in outcomes] == [[1, "failed"], [2, "applied"], [3, "applied"]]
     assert outcomes[2][3] == {"ok": "fine"}
+
+
+@pytest.fixture
+def isolating_node(certs_dir, tmp_path):
+    from pathlib import Path
+
+    from seer.testing import FakeProcessReactor, FakeWorkers
+
+    reactor = FakeProcessReactor()
+    reactor.advance(1000)
+    workers = FakeWorkers(reactor)
+    n = Node(reactor, certs_dir, tmp_path)
+    loaded = n.d.registry.load_file(Path(__file__).parent / "faults" / "agents" / "faulty.py")
+    assert loaded == ["FAULTY", "FAULTY_INLINE"]
+    n.session = EncodingSession("seer-controller", "controller")
+    n.workers = workers
+    yield n
+    n.d.stopService()
+    reactor.advance(10)
+
+
+def test_the_daemon_runs_a_third_party_agent_in_a_worker_and_a_bad_message_there_fails_alone(
+        isolating_node):
+    node = isolating_node
+    node.connect()
+    bad = {"type": "SET", "agent": "FAULTY", "group": "bad", "vars": {"mode": "processArgs"},
+           "target": "*"}
+    nan = {"type": "COMMAND", "agent": "FAULTY", "group": "nan", "command": "RESULT",
+           "args": {"kind": "nan"}, "target": "*"}
+    ok = {"type": "COMMAND", "agent": "FAULTY", "group": "bad", "command": "OK", "args": {},
+          "target": "*"}
+    node.send(node.datagram(1, bad, nan, hit(3), ok))
+    assert Tally.seen == [("n1", 3, "")]  # the inline group did not wait for the workers
+    node.reactor.advance(0)  # the workers start and answer
+    outcomes = {o[0]: o[1:4] for o in node.outcomes()}
+    assert outcomes[1][0] == "failed" and outcomes[1][1].startswith(
+        "RuntimeError: processArgs broke on purpose [at processArgs (faulty.py:")
+    assert outcomes[2][0] == "failed" and "result['x'] is nan" in outcomes[2][1]
+    assert outcomes[3] == ["applied", None, None]
+    assert outcomes[4][0] == "applied" and outcomes[4][2]["label"] == ""
+    assert [w.process.args[-1] for w in node.workers.started] == ["n1/FAULTY/bad",
+                                                                  "n1/FAULTY/nan"]
