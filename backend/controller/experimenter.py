@@ -136,6 +136,27 @@ class ExperimenterDesk:
         sock.send({"type": "REPLY", "id": msg.get("id"), "groups": {
             name: model.snapshot_for(name, now)["groups"] for name in names}})
 
+    def jobs(self, sock: FrameSession, msg: Frame) -> None:
+        """The latest jobs, newest first: time, sender, agent/group, command,
+        target and outcome counts."""
+        limit = msg.get("limit", 20)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            self.c.refuse(sock, msg, f"limit must be a count from 1 to 1000, got {limit!r}")
+            return
+        sock.send({"type": "REPLY", "id": msg.get("id"), "jobs": self.c.jobs.recent(limit)})
+
+    def job(self, sock: FrameSession, msg: Frame) -> None:
+        """One job with each node's outcome, late ones included."""
+        wanted = msg.get("job")
+        job = self.c.jobs.get(wanted) if isinstance(wanted, int) and \
+            not isinstance(wanted, bool) else None
+        if job is None:
+            known = self.c.jobs.known()
+            kept = f"jobs {known[0]} to {known[1]} are kept" if known else "no job is kept yet"
+            self.c.refuse(sock, msg, f"no job {wanted!r} ({kept}; `seer jobs` lists them)")
+            return
+        sock.send({"type": "REPLY", "id": msg.get("id"), "job": job})
+
     def forget(self, sock: FrameSession, msg: Frame) -> None:
         """Forget a node gone for good: no longer targeted or named in outcomes."""
         name = msg.get("node")

@@ -125,8 +125,9 @@ class NodeDesk:
                 c.count("bad_outcomes")
                 continue
             at = rest[0] if rest and isinstance(rest[0], (int, float)) else None
-            c.tracker.record(node, serial, status, error if isinstance(error, str) else None,
-                             result, at)
+            error = error if isinstance(error, str) else None
+            if not c.tracker.record(node, serial, status, error, result, at):
+                c.jobs.late(node, serial, status, error, result, at)  # after its client gave up
         # After the outcomes: a real "failed" in this frame must not be
         # overwritten by what the snapshot implies.
         snapshot = msg.get("snapshot")

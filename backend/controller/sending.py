@@ -39,6 +39,8 @@ class RequestSender:
         #: stats pipeline's command log.
         self.on_result: Callable[[dict[str, Any], int, list[str], dict[str, Any], float],
                                  None] | None = None
+        #: (serial, message, nodes, sent at) of every request once it is sent: the jobs.
+        self.on_accepted: Callable[[int, dict[str, Any], list[str], float], None] | None = None
 
     def send(
         self,
@@ -68,16 +70,19 @@ class RequestSender:
         def completed(serial: int, outcomes: dict[str, Any]) -> None:
             if on_done is not None:
                 on_done(serial)
-            sock.send({"type": "RESULT", "id": request_id, "serial": serial, "outcomes": outcomes})
+            sock.send({"type": "RESULT", "id": request_id, "serial": serial, "job": serial,
+                       "outcomes": outcomes})
             if self.on_result is not None:
                 self.on_result(message, serial, nodes, outcomes, now)
 
         def sent(serial: int) -> None:
             if on_sent is not None:
                 on_sent(serial)
+            if self.on_accepted is not None:
+                self.on_accepted(serial, message, nodes, now)
             sock.send({
-                "type": "ACCEPTED", "id": request_id, "serial": serial, "nodes": nodes,
-                "down": self.nodes.missing(nodes),
+                "type": "ACCEPTED", "id": request_id, "serial": serial, "job": serial,
+                "nodes": nodes, "down": self.nodes.missing(nodes),
             })
             self.tracker.expect(serial, nodes, wait, completed,
                                 is_state=self.comm.model.is_state(message),

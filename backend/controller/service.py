@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from backend.controller.comm import CommWrapper
 from backend.controller.experimenter import ExperimenterDesk
 from backend.controller.filerelay import FileRelay
+from backend.controller.jobs import Jobs
 from backend.controller.liveness import Liveness
 from backend.controller.nodeframes import NodeDesk
 from backend.controller.nodetable import NodeTable
@@ -124,6 +125,7 @@ class Controller(service.MultiService):
         self.files = FileRelay(state_dir, self.blocking, self.refuse, self.count)
         self.persistence = Persistence(state_dir, self.nodes, reactor, self.blocking,
                                        retire_after, self.files.blobs)
+        self.jobs = Jobs(state_dir, reactor, self.blocking)
         self.experimenter = ExperimenterDesk(self)
         self.node_desk = NodeDesk(self)
         self.liveness = Liveness(self, self.heartbeat)
@@ -148,6 +150,8 @@ class Controller(service.MultiService):
             ("experimenter", "CANCEL"): self.experimenter.cancel,
             ("experimenter", "FORGET"): self.experimenter.forget,
             ("experimenter", "GROUPS"): self.experimenter.groups,
+            ("experimenter", "JOBS"): self.experimenter.jobs,
+            ("experimenter", "JOB"): self.experimenter.job,
             ("experimenter", "STATS"): self.stats.request,
             ("experimenter", "READINGS"): self.stats.readings,
             ("node", "INFO"): self.node_desk.info,
@@ -169,6 +173,7 @@ class Controller(service.MultiService):
         tls = server_options(self.cafile, self.certs.require(self.certs.controller, "controller"))
         interface_address = resolve_interface(self.interface)
         restored = self.persistence.restore()
+        self.jobs.load()
         keys = SigningKeys.generate()
         sender = MulticastSender(self.multicastaddr[0], self.multicastaddr[1], interface_address)
         self.comm = CommWrapper(
@@ -181,7 +186,8 @@ class Controller(service.MultiService):
         self.sender = RequestSender(self.comm, self.nodes, self.tracker, self.reactor,
                                     self.default_timeout, self.refuse)
         self.files.sender = self.sender
-        self.sender.on_result = self.stats.pipeline.command_done
+        self.sender.on_result = self._request_done
+        self.sender.on_accepted = self.jobs.started
         self._add_children(tls, sender)
         super().startService()
         self.log.info(
@@ -247,12 +253,20 @@ class Controller(service.MultiService):
         if self.scripts is not None:
             self.scripts.stop_all()
         self.experimenter.stop()
+        self.jobs.stop()
         for session in list(self.node_sessions.values()) + list(self.client_sessions):
             session.close()
         final = self.checkpoint(final=True)
         d = gatherResults([final, super().stopService()], consumeErrors=True)
         d.addBoth(lambda _: self.comm.journal.close())
         return d
+
+    def _request_done(self, message: dict[str, Any], serial: int, nodes: list[str],
+                      outcomes: dict[str, Any], sent_at: float) -> None:
+        """A request's outcomes are all in (or its deadline passed): the job
+        history and the stats pipeline's command log hear of it."""
+        self.jobs.finished(serial, outcomes)
+        self.stats.pipeline.command_done(message, serial, nodes, outcomes, sent_at)
 
     def checkpoint(self, final: bool = False) -> Deferred:
         """Write epoch, serial, node table and state model; rotate the journal."""
