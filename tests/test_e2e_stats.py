@@ -176,7 +176,7 @@ def test_seer_stats_shows_the_bottleneck_filling_during_a_flood(bed, exp):
         assert 17e6 < link["ends"]["router"]["tx_bps"] < 21e6
         assert link["bps"] >= link["ends"]["router"]["tx_bps"]
         table = seer(bed, "stats").stdout
-        line = next(l for l in table.splitlines() if l.startswith("servers"))
+        line = next(row for row in table.splitlines() if row.startswith("servers"))
         assert re.search(r"\b(1[7-9]|2[0-3])\.\d\d Mbit/s", line), table
         assert re.search(r"\b(9\d|100)%", line), table
     finally:

@@ -176,7 +176,8 @@ def test_netlink_qdisc_answers_are_parsed():
     dump.feed(data)
     assert dump.done
     tbf, noqueue = dump.items
-    assert (tbf["ifindex"], tbf["kind"], tbf["handle"], tbf["parent"]) == (3, "tbf", "8001:", "root")
+    assert (tbf["ifindex"], tbf["kind"], tbf["handle"], tbf["parent"]) == \
+        (3, "tbf", "8001:", "root")
     assert tbf["values"] == {"sent_bytes_total": 1000, "sent_packets_total": 10,
                              "backlog_packets": 2, "backlog_bytes": 3000, "drops_total": 5,
                              "requeues_total": 0, "overlimits_total": 7,

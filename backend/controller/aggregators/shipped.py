@@ -144,8 +144,9 @@ class NodeAggregator(Aggregator):
         for source, _, values in view.series("interface"):
             entry = table.get(source.name)
             if entry is not None:
-                entry["rx_bps"] = entry.get("rx_bps", 0.0) + rate(values, "receive_bytes_total") * BITS
-                entry["tx_bps"] = entry.get("tx_bps", 0.0) + rate(values, "transmit_bytes_total") * BITS
+                for field, counter in (("rx_bps", "receive_bytes_total"),
+                                       ("tx_bps", "transmit_bytes_total")):
+                    entry[field] = entry.get(field, 0.0) + rate(values, counter) * BITS
         for source, _, values in view.series("host"):
             entry = table.get(source.name)
             if entry is None:
