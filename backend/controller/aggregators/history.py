@@ -1,6 +1,8 @@
 """The last minutes of aggregates, in memory, in a fixed space.
 
-One column of doubles per field of every entity (``links/servers/bps``),
+One column of doubles per field of every link, node and group (and kinds a
+third-party aggregator adds; not interfaces: their numbers are their
+link's and node's) -- ``links/servers/bps`` --
 as a ring the length of the history (600 intervals: 10 minutes at 1 s), and
 one ring of times: 8 bytes a value, so 100 nodes x 30 fields x 600
 intervals take 14 MB.  A field missing from an interval is NaN there; a
@@ -20,12 +22,20 @@ from seer.protocol.stats import flatten
 NAN = float("nan")
 
 
+#: Kinds of entity whose history is not kept: an interface's numbers are in its
+#: link's and its node's (and in the run records, every interval); keeping
+#: them too was three quarters of the controller's stats work.
+NOT_KEPT = frozenset({"interfaces"})
+
+
 class History:
-    def __init__(self, length: int = 600, max_columns: int = 50_000) -> None:
+    def __init__(self, length: int = 600, max_columns: int = 50_000,
+                 not_kept: frozenset[str] = NOT_KEPT) -> None:
         if length < 1:
             raise ValueError("a history holds at least one interval")
         self.length = length
         self.max_columns = max_columns
+        self.not_kept = not_kept
         self.times = array("d", [NAN] * length)
         self.columns: dict[str, array] = {}
         self._last_seen: dict[str, int] = {}
@@ -44,7 +54,7 @@ class History:
         written: set[int] = set()
         columns = self.columns
         for kind, entities in aggregate.items():
-            if not isinstance(entities, dict):
+            if not isinstance(entities, dict) or kind in self.not_kept:
                 continue
             for name, entity in entities.items():
                 if not isinstance(entity, dict):

@@ -97,26 +97,26 @@ class ReadingStore:
                         continue
                     known = source.series[key] = {}
                 for value_name, value in values.items():
-                    self._value(known, value_name, float(value), t)
+                    series = known.get(value_name)
+                    if series is None or not series.counter:
+                        if series is None:
+                            known[value_name] = Series(float(value), t, is_counter(value_name))
+                            self.count += 1
+                        elif t >= series.t:
+                            series.value, series.t = float(value), t
+                        continue
+                    # A counter: its rate over the source's last interval (inline:
+                    # the controller's hottest loop, 3,000 values a second for 100 nodes).
+                    dt = t - series.t
+                    if dt > 0:
+                        series.rate = (value - series.value) / dt if value >= series.value \
+                            else None
+                        series.value, series.t = float(value), t
             # A reading is all of its poller's series: those it no longer has are gone
             # (an agent group that ended, an interface removed).
             for key in [k for k in source.series if k[0] == reading["poller"] and k not in seen]:
                 self.count -= len(source.series.pop(key))
         return source
-
-    def _value(self, known: dict[str, Series], value_name: str, value: float, t: float) -> None:
-        series = known.get(value_name)
-        if series is None:
-            known[value_name] = Series(value, t, is_counter(value_name))
-            self.count += 1
-            return
-        if series.counter:
-            dt = t - series.t
-            if dt > 0:
-                series.rate = (value - series.value) / dt if value >= series.value else None
-            elif dt < 0:
-                return  # an older reading than the one kept (reordered): ignore it
-        series.value, series.t = value, t
 
     def forget(self, name: str) -> None:
         source = self.sources.pop(name, None)
