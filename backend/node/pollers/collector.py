@@ -56,13 +56,15 @@ class DaemonView:
         return [i.get("name") for i in self._daemon.interfaces if i.get("name")]
 
     def groups(self) -> dict[tuple[str, str], Any]:
-        return dict(self._daemon.dispatcher.instances)
+        # Every group, an isolated one as its worker's mirror (counters,
+        # client_stats, context.processes): the Dispatcher says which.
+        return self._daemon.dispatcher.groups()
 
     def run_state(self, key: tuple[str, str]) -> str | None:
         return self._daemon.dispatcher.run_state.get(key)
 
     def group_pids(self, key: tuple[str, str]) -> list[int]:
-        agent = self._daemon.dispatcher.instances.get(key)
+        agent = self.groups().get(key)
         manager = getattr(getattr(agent, "context", None), "processes", None)
         return sorted(manager.running) if manager is not None else []
 
