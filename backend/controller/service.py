@@ -43,7 +43,7 @@ from backend.controller.sinks import Sinks
 from backend.controller.stats import StatsService
 from backend.net import heartbeat
 from backend.net.multicast import MulticastSender, check_group, listen_sender, resolve_interface
-from backend.net.session import FrameSession, SessionFactory
+from backend.net.session import FrameSession, SessionFactory, worth_logging
 from backend.net.tls import server_options
 from seer.config import parse_hostport
 from seer.protocol.certs import CertDirectory
@@ -205,7 +205,8 @@ class Controller(service.MultiService):
         ListeningPort("multicast", lambda: listen_sender(reactor, sender)).setServiceParent(self)
         endpoint = endpoints.SSL4ServerEndpoint(reactor, self.listen[1], tls,
                                                 interface=self.listen[0])
-        tls_port = ListeningPort("tls", lambda: endpoint.listen(SessionFactory(self)))
+        tls_port = ListeningPort("tls", lambda: endpoint.listen(
+            SessionFactory(self, count=self.count)))
         tls_port.ready.addCallback(self._listening).chainDeferred(self.ready)
         tls_port.setServiceParent(self)
         # Scripts run by EXECUTE talk back through a Unix socket only this
@@ -217,7 +218,8 @@ class Controller(service.MultiService):
                                     socket_path, self.experimenter.stop_group, self.blocking)
         self.scripts.listeners.append(self.stats.records)
         ListeningPort("scripts", lambda: reactor.listenUNIX(
-            str(socket_path), SessionFactory(self, tls=False), mode=0o600)).setServiceParent(self)
+            str(socket_path), SessionFactory(self, tls=False, count=self.count),
+            mode=0o600)).setServiceParent(self)
         for name, interval, duty in (
             ("ping", self.ping_interval, self._tick),
             ("retire", min(10.0, self.retire_after / 4), self.comm.retireSerials),
@@ -377,11 +379,24 @@ class Controller(service.MultiService):
         type with no handler of its own is refused, saying what is allowed."""
         role = sock.identity.role
         self.count("refused_frames")
+        if role == "node" and ("experimenter", msg.type) in self._handlers:
+            self._audit_node_request(sock, msg.type)
         allowed = sorted(t for r, t in self._handlers if r == role)
         article = "an" if role[:1] in ("a", "e", "i", "o", "u") else "a"
         sock.send({"type": "ERROR", "id": msg.get("id"),
                    "error": f"{article} {role} may not send {msg.type} "
                             f"(allowed: {', '.join(allowed)})"})
+
+    def _audit_node_request(self, sock: FrameSession, kind: str) -> None:
+        """A node's certificate tried what only an experimenter may do (a
+        compromised node, most likely): an audit trail with its name -- the
+        first of each kind on a connection, then every LOG_EVERY-th."""
+        tried = sock.state.setdefault("experimenter_only", {})
+        tried[kind] = count = tried.get(kind, 0) + 1
+        if worth_logging(count):
+            self.log.warn("node {node} ({peer}) sent {kind}, which only an experimenter may "
+                          "send; refused ({count} on this connection)",
+                          node=sock.identity.name, peer=sock.peer, kind=kind, count=count)
 
     def subloop(self) -> None:
         """SEER: "extra code that runs inside the main loop of the network

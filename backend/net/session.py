@@ -17,11 +17,17 @@ None, and the session is closed).
 
 A peer that does not finish its handshake (or HELLO) within
 ``HANDSHAKE_TIMEOUT`` is dropped, so half-open connections cannot pile up.
+Connections that end before their handshake completed are counted per
+factory (and in the router's counters, if it gives a ``count``), and logged
+the first time and then every ``LOG_EVERY``-th time with the count, as the
+daemon does for dropped datagrams: a port scan or a fuzzer must not fill the
+log with a line per connection.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol as TypingProtocol
+from collections import Counter
+from typing import Any, Callable, Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
@@ -36,6 +42,14 @@ from seer.protocol.tls import Identity
 from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
 
 HANDSHAKE_TIMEOUT = 15.0
+#: A connection that failed before its handshake completed is logged the
+#: first time and then once per this many (with the count so far).
+LOG_EVERY = 1000
+
+
+def worth_logging(count: int) -> bool:
+    """The first of a kind, and every LOG_EVERY-th after it."""
+    return count == 1 or count % LOG_EVERY == 0
 
 
 class Router(TypingProtocol):
@@ -68,6 +82,8 @@ class FrameSession(Protocol):
         #: The router's per-connection state (a node's name, sink flag ...).
         self.state: dict[str, Any] = {}
         self._handshake_timer: IDelayedCall | None = None
+        #: Dropped for not finishing its handshake in time.
+        self.timed_out = False
 
     def __repr__(self) -> str:
         return f"<FrameSession {self.identity or 'unverified'} from {self.peer}>"
@@ -89,9 +105,20 @@ class FrameSession(Protocol):
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
-        self.log.warn("no TLS handshake from {peer} in {timeout} s; closing",
-                      peer=self.peer, timeout=HANDSHAKE_TIMEOUT)
+        self.timed_out = True
+        count = self._unverified("handshake_timeouts")
+        if worth_logging(count):
+            self.log.warn("no TLS handshake from {peer} in {timeout} s; closing "
+                          "({count} so far)", peer=self.peer, timeout=HANDSHAKE_TIMEOUT,
+                          count=count)
         self.transport.abortConnection()
+
+    def _unverified(self, name: str) -> int:
+        """Count a connection that ended unverified; how many so far."""
+        factory = self.factory
+        if isinstance(factory, SessionFactory):
+            return factory.unverified(name)
+        return 1  # a session without its factory (tests): every one is the first
 
     def handshakeCompleted(self) -> None:
         self._cancel_handshake_timer()
@@ -167,8 +194,12 @@ class FrameSession(Protocol):
         self._cancel_handshake_timer()
         self.closed = True
         if self.identity is None and reason is not None and not reason.check(ConnectionDone):
-            self.log.info("connection with {peer} closed before TLS completed: {why}",
-                          peer=self.peer, why=reason.getErrorMessage())
+            count = self._unverified("pre_tls_failures" if self.tls else "pre_hello_failures")
+            if worth_logging(count) and not self.timed_out:  # (a timeout said so already)
+                self.log.info("connection with {peer} closed before {what} completed: {why} "
+                              "({count} so far)", peer=self.peer,
+                              what="TLS" if self.tls else "HELLO",
+                              why=reason.getErrorMessage(), count=count)
         # Routers hear of unverified sessions too (identity None): a daemon
         # must know its attempt failed.
         self.router.sessionClosed(self, reason)
@@ -180,11 +211,25 @@ class FrameSession(Protocol):
 
 
 class SessionFactory(Factory):
-    """Builds a FrameSession around one router for every connection."""
+    """Builds a FrameSession around one router for every connection, and
+    counts the connections that ended before their handshake completed:
+    ``pre_tls_failures`` (``pre_hello_failures`` on a local socket) and,
+    among them, ``handshake_timeouts``."""
 
-    def __init__(self, router: Router, tls: bool = True) -> None:
+    def __init__(self, router: Router, tls: bool = True,
+                 count: Callable[[str], None] | None = None) -> None:
         self.router = router
         self.tls = tls
+        #: The router's counters (the controller's `seer status`), if given.
+        self.count = count
+        self.unverified_counts: Counter[str] = Counter()
+
+    def unverified(self, name: str) -> int:
+        """One more connection that ended unverified; how many so far."""
+        self.unverified_counts[name] += 1
+        if self.count is not None:
+            self.count(name)
+        return self.unverified_counts[name]
 
     def buildProtocol(self, addr: Any) -> FrameSession:
         session = FrameSession(self.router, self.tls)
