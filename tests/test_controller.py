@@ -371,3 +371,15 @@ def test_a_burst_is_followed_by_tail_pings(lab):
             times.append(round(lab.reactor.seconds() - 1_000_000, 2))
     # The periodic ping stays quiet meanwhile: the tail pings are traffic.
     assert times == [0.05, 0.25, 0.6, 1.0, 1.5]
+
+
+def test_nodes_with_the_same_catalogue_share_one_and_its_merge_is_remembered(lab):
+    for i in (1, 2, 3):
+        lab.register(f"n{i}")
+    records = [lab.c.nodes.get(f"n{i}") for i in (1, 2, 3)]
+    assert records[0].agents is records[1].agents is records[2].agents
+    first = lab.c.nodes.catalogue(["n1", "n2", "n3"])
+    assert lab.c.nodes.catalogue(["n1", "n2", "n3"]) is first  # not merged again
+    lab.c.frameReceived(lab.c.node_sessions["n2"], Frame({"type": "CATALOGUE", "agents": {}}))
+    assert "NOOP" in lab.c.nodes.catalogue(["n1", "n2", "n3"])
+    assert lab.c.nodes.catalogue(["n2"]) == {}  # n2's own changed: a new merge

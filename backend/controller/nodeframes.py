@@ -174,7 +174,7 @@ class NodeDesk:
             self.c.refuse(sock, msg, str(e))
             return
         if record is not None:
-            record.agents = agents
+            record.agents = self.c.nodes.intern(agents)
             errors = msg.get("agent_errors")
             record.agent_errors = errors if isinstance(errors, list) else []
             self.c.persistence.record(self.c.comm, {"catalogue": {

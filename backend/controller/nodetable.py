@@ -194,6 +194,10 @@ def parse_info(header: dict[str, Any]) -> dict[str, Any]:
 class NodeTable:
     def __init__(self, expected: Iterable[str] = (), required: Iterable[str] = ()) -> None:
         self._nodes: dict[str, NodeRecord] = {}
+        #: digest -> catalogue, one object per distinct catalogue (see intern).
+        self._catalogues: dict[str, dict[str, Any]] = {}
+        #: ids of distinct catalogues -> (those catalogues, their merge).
+        self._merged: dict[tuple[int, ...], tuple[list[Any], dict[str, Any]]] = {}
         required = set(required)
         for name in list(expected) + sorted(required):
             check_node_name(name)
@@ -238,6 +242,7 @@ class NodeTable:
         record = self._nodes.setdefault(info["name"], NodeRecord(info["name"]))
         for key in REGISTRATION:
             setattr(record, key, info[key])
+        record.agents = self.intern(record.agents)
         record.registered = True
         record.registered_at = now
         record.control_address = control_address
@@ -275,13 +280,29 @@ class NodeTable:
         return [r.name for r in self if r.required]
 
     def catalogue(self, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Agent type -> description, from the nodes named (default: all)."""
+        """Agent type -> description, from the nodes named (default: all).
+
+        Asked on every SET and COMMAND: the nodes' catalogues are interned (the
+        nodes of one experiment mostly share one), so this merges the few
+        distinct ones, and a merge is remembered until a catalogue changes."""
         chosen = self if names is None else (self._nodes[n] for n in names if n in self._nodes)
+        distinct = list({id(r.agents): r.agents for r in chosen}.values())
+        key = tuple(id(c) for c in distinct)
+        cached = self._merged.get(key)
+        if cached is not None and all(a is b for a, b in zip(cached[0], distinct)):
+            return cached[1]
         merged: dict[str, dict[str, Any]] = {}
-        for record in chosen:
-            for agent_type, description in record.agents.items():
+        for agents in distinct:
+            for agent_type, description in agents.items():
                 merged.setdefault(agent_type, description)
+        if len(self._merged) > 64:
+            self._merged.clear()
+        self._merged[key] = (distinct, merged)
         return merged
+
+    def intern(self, agents: dict[str, Any]) -> dict[str, Any]:
+        """The one copy of this catalogue shared by every node that has it."""
+        return self._catalogues.setdefault(self._digest(agents), agents)
 
     # -- checkpoint ----------------------------------------------------------------
 
@@ -291,16 +312,21 @@ class NodeTable:
         Not the counters: a node sends those again.  Catalogues are kept once
         per distinct catalogue (nodes of one experiment mostly share one), so
         a thousand nodes do not make every checkpoint megabytes long."""
+        digests = {id(c): d for d, c in self._catalogues.items()}
         catalogues: dict[str, Any] = {}
         records = []
         for r in self:
             item = {k: getattr(r, k) for k in CHECKPOINTED}
             if r.agents:
-                digest = hashlib.sha256(dumps(r.agents)).hexdigest()[:16]
+                digest = digests.get(id(r.agents)) or self._digest(r.agents)
                 catalogues[digest] = r.agents
                 item["catalogue"] = digest
             records.append(item)
         return {"records": records, "catalogues": catalogues}
+
+    @staticmethod
+    def _digest(agents: dict[str, Any]) -> str:
+        return hashlib.sha256(dumps(agents)).hexdigest()[:16]
 
     def restore(self, data: dict[str, Any] | list[dict[str, Any]]) -> None:
         """Reload records from a checkpoint; every node starts down, known
@@ -312,7 +338,7 @@ class NodeTable:
             for key in CHECKPOINTED:
                 if key in item and key != "name":
                     setattr(record, key, item[key])
-            record.agents = catalogues.get(item.get("catalogue"), {})
+            record.agents = self.intern(catalogues.get(item.get("catalogue"), {}))
             record.up = False
             record.restored = record.registered
             record.down_since = item.get("down_since") or item.get("last_seen")

@@ -118,7 +118,7 @@ class Persistence:
         elif "catalogue" in event:
             entry = self.nodes.get(event["catalogue"]["name"])
             if entry is not None:
-                entry.agents = event["catalogue"]["agents"]
+                entry.agents = self.nodes.intern(event["catalogue"]["agents"])
                 entry.agent_errors = event["catalogue"]["agent_errors"]
         elif "forgotten" in event:
             self.nodes.forget(event["forgotten"])
