@@ -16,16 +16,18 @@ from seer.localrun import LocalExperiment
 
 
 @contextmanager
-def running_testbed(state_dir: Path, topology_file: Path, name: str) -> Iterator[dict]:
+def running_testbed(state_dir: Path, topology_file: Path, name: str,
+                    **options) -> Iterator[dict]:
     """A namespace testbed of ``topology_file`` for a module's tests, its
-    state in ``state_dir``; down (and SEER_TESTBED_DIR restored) after."""
+    state in ``state_dir``; down (and SEER_TESTBED_DIR restored) after.
+    ``options`` go to runner.up (control_loss, daemon_args ...)."""
     from seer.testbed import runner
     from seer.testbed.topology import load_topology
 
     old = os.environ.get("SEER_TESTBED_DIR")
     os.environ["SEER_TESTBED_DIR"] = str(state_dir)
     topology = load_topology(topology_file, name)
-    testbed = runner.up(topology)
+    testbed = runner.up(topology, **options)
     try:
         yield testbed
     finally:

@@ -132,27 +132,6 @@ def test_two_testbeds_at_once_stay_apart():
         runner.down(first.name)
 
 
-def test_commands_survive_20_percent_control_network_loss():
-    topology = load_topology(EXAMPLES / "demo.toml", unique("lossy"))
-    testbed = runner.up(topology, control_loss=0.2)
-    try:
-        with client_of(testbed) as exp:
-            exp.set("NOOP", "g", {"note": "lossy"}, timeout=30)
-            pending = [exp.submit_command("NOOP", "g", "ECHO", {"i": i}, timeout=30)
-                       for i in range(300)]
-            for p in pending:
-                assert p.result().ok
-            for i in range(100):  # one at a time: one datagram each
-                assert exp.command("NOOP", "g", "ECHO", {"i": i}).ok
-            stats = eventually(lambda: {n["name"]: n["stats"] for n in exp.nodes()},
-                               lambda st: sum(s.get("repairs_received", 0)
-                                              for s in st.values()) > 0)
-        assert build.control_loss_counters(topology.name) > 0
-        assert sum(s.get("repairs_received", 0) for s in stats.values()) > 0
-    finally:
-        runner.down(topology.name)
-
-
 def test_twenty_nodes_register(capsys):
     topology = load_topology(EXAMPLES / "star20.toml", unique("star"))
     testbed = runner.up(topology)

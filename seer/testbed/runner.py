@@ -73,10 +73,14 @@ def log_tail(folder: Path, name: str, lines: int = 8) -> str:
 
 
 def up(topology: Topology, *, control_loss: float = 0.0, timeout: float = 120.0,
-       daemon_args: list[str] | None = None, topology_text: str | None = None,
+       daemon_args: list[str] | None = None, controller_args: list[str] | None = None,
+       topology_text: str | None = None,
        backoff: dict[str, float] | None = None,
        progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Build and start the testbed; returns its state (also in testbed.json)."""
+    """Build and start the testbed; returns its state (also in testbed.json).
+    ``daemon_args`` and ``controller_args`` are extra flags for every daemon
+    and for the controller (a test may shorten the controller's
+    --retire-after, say)."""
     name = topology.name
     folder = _claim(name)
     started = time.monotonic()
@@ -89,7 +93,8 @@ def up(topology: Topology, *, control_loss: float = 0.0, timeout: float = 120.0,
     try:
         build.build_network(topology, progress)
         return _start(topology, testbed, folder, control_loss, timeout, daemon_args or [],
-                      topology_text, backoff or {}, progress, started)
+                      topology_text, backoff or {}, progress, started,
+                      controller_args=controller_args or [])
     except BaseException:
         down(name)
         raise
@@ -115,7 +120,8 @@ def _claim(name: str) -> Path:
 
 
 def _programs(topology: Topology, folder: Path, relay_port: int, group: str, control: str,
-              daemon_args: list[str]) -> list[dict[str, Any]]:
+              daemon_args: list[str],
+              controller_args: list[str] | None = None) -> list[dict[str, Any]]:
     """What the supervisor runs: argv and log of the controller, relay and daemons."""
     name = topology.name
     python, cert_dir, nodes = sys.executable, folder / "certs", topology.node_names()
@@ -130,7 +136,8 @@ def _programs(topology: Topology, folder: Path, relay_port: int, group: str, con
     programs = [seer(build.controller_ns(name), "controller", "controller", "--listen", control,
                      "--group", group, "--interface", "ctl0", "--certs", str(cert_dir),
                      "--state-dir", str(folder / "controller"),
-                     "--nodefile", str(folder / "nodes.txt"), "--required", ",".join(nodes)),
+                     "--nodefile", str(folder / "nodes.txt"), "--required", ",".join(nodes),
+                     *(controller_args or [])),
                 {"name": "relay", "log": str(folder / "logs" / "relay.log"), "cwd": str(folder),
                  "argv": [python, "-m", "seer.testbed.relay", "--listen", str(relay_port),
                           "--netns", build.controller_ns(name), "--to", control]}]
@@ -150,7 +157,7 @@ def _programs(topology: Topology, folder: Path, relay_port: int, group: str, con
 def _start(topology: Topology, testbed: dict[str, Any], folder: Path, control_loss: float,
            timeout: float, daemon_args: list[str], topology_text: str | None,
            backoff: dict[str, float], progress: Callable[[str], None],
-           started: float) -> dict[str, Any]:
+           started: float, controller_args: list[str] | None = None) -> dict[str, Any]:
     name = topology.name
     nodes = topology.node_names()
     progress("certificates")
@@ -167,7 +174,8 @@ def _start(topology: Topology, testbed: dict[str, Any], folder: Path, control_lo
     relay_port = _free_port()
     http_port = _free_port()  # the relay's, for the controller's /metrics
     plan = {"programs": statsplan.apply(_programs(topology, folder, relay_port, group,
-                                                  control_address, daemon_args),
+                                                  control_address, daemon_args,
+                                                  controller_args),
                                         topology, folder, http_port, control_address,
                                         EXPERIMENTER),
             "backoff": backoff, "grace": GRACE}
