@@ -202,7 +202,8 @@ class ExperimenterDesk:
             # TLS frame bytes with the nodes now connected (keep-alive footprint).
             "node_tls_bytes": {"in": sum(s.bytes_in for s in node_sessions),
                                "out": sum(s.bytes_out for s in node_sessions)},
-            "nodes": [{"name": r.name, "up": r.up, "serial": r.serial,
+            "nodes": [{"name": r.name, "up": r.up, "serial": r.serial, "state": r.state,
+                       "unreachable_since": r.unreachable_since, "snapshot": r.snapshot,
                        "lag": r.lag(comm.sent_serial)} for r in c.nodes],
             "counters": dict(c.counters),
             # Where Prometheus scrapes the experiment's readings (None: no HTTP port).

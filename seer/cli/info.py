@@ -1,34 +1,41 @@
 """`seer nodes | agents | status | watch`: what the controller knows of the
-experiment, printed once (or, for watch, live).  They change nothing."""
+experiment, printed once (or, for watch, live).  They change nothing, but
+for `seer nodes --forget`, which drops a node gone for good."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from typing import Any
 
 from seer.cli.common import EXIT_FAILED, EXIT_OK, client_flags, open_experiment
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     with open_experiment(args) as exp:
+        if args.forget:
+            exp.forget(args.forget)
+            print(f"forgot node {args.forget}: it is no longer targeted or named in outcomes")
         waited = None
         if args.wait is not None:
             waited = exp.wait_for_nodes(args.wait or None, args.timeout)
-        table = exp.node_table()
+        table = {k: v for k, v in exp.node_table().items() if k not in ("type", "id")}
     if args.json:
-        print(json.dumps({"table": table, "wait": waited}, indent=2, default=str))
+        print(json.dumps(dict(table, wait=waited) if waited else table, indent=2, default=str))
     else:
         nodes = table.get("nodes") or []
         print(f"epoch {table.get('epoch')}, serial {table.get('serial')}, "
               f"{sum(1 for n in nodes if n['up'])} of {len(nodes)} node(s) up")
         for n in nodes:
-            state = "up" if n["up"] else ("down" if n["registered"] else "never registered")
             lag = n.get("lag")
             addresses = " ".join(n.get("addresses") or []) or "-"
             attrs = " ".join(f"{k}={v}" for k, v in (n.get("attributes") or {}).items())
-            print(f"  {n['name']:<16} {state:<16} serial {n['serial']:<8} "
+            print(f"  {n['name']:<16} {node_state(n):<16} serial {n['serial']:<8} "
                   f"lag {lag if lag is not None else '-':<6} {addresses} {attrs}".rstrip())
+            if n.get("snapshot"):
+                print(f"  {'':<16} {describe_snapshot(n['snapshot'])}")
         if waited is not None:
             if waited.get("ok"):
                 print(f"all {len(waited['nodes'])} awaited node(s) are up")
@@ -37,6 +44,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     if waited is not None and not waited.get("ok"):
         return EXIT_FAILED
     return EXIT_OK
+
+
+def node_state(node: dict[str, Any]) -> str:
+    """up, unreachable (since when), down, not reconnected, never registered."""
+    state = node.get("state") or ("up" if node["up"] else "down")
+    since = node.get("unreachable_since")
+    if state == "unreachable" and since:
+        state += " since " + time.strftime("%H:%M:%S", time.localtime(since))
+    return state
+
+
+def describe_snapshot(snapshot: dict[str, Any]) -> str:
+    """What the last snapshot resumed on a node, and what not and why."""
+    when = time.strftime("%H:%M:%S", time.localtime(snapshot["at"]))
+    resumed = ", ".join(snapshot.get("resumed") or []) or "no run"
+    text = f"snapshot at {when} (serial {snapshot['serial']}): resumed {resumed}"
+    for skipped in snapshot.get("not_resumed") or []:
+        text += f"; not {skipped['group']}: {skipped['why']}"
+    return text
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -88,6 +114,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     up = [n for n in status["nodes"] if n["up"]]
     print(f"{len(up)} of {len(status['nodes'])} node(s) up; "
           f"largest lag {max((n['lag'] or 0 for n in up), default=0)}")
+    for n in status["nodes"]:
+        if not n["up"] or n.get("snapshot"):
+            print(f"  {n['name']}: {node_state(n)}"
+                  + (f"; {describe_snapshot(n['snapshot'])}" if n.get("snapshot") else ""))
     for name, value in sorted(status["counters"].items()):
         print(f"  {name}: {value}")
     return EXIT_OK
@@ -104,6 +134,9 @@ def _define_nodes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", nargs="*", metavar="NODE",
                    help="first wait until these nodes (default: the required ones) are up")
     p.add_argument("--timeout", type=float, default=30.0, help="for --wait (default: 30 s)")
+    p.add_argument("--forget", metavar="NODE",
+                   help="first forget NODE, a node gone for good (it must be down): it is no "
+                        "longer targeted, or named in the outcomes it misses")
 
 
 def _define_agents(p: argparse.ArgumentParser) -> None:

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from seer.client.connection import Connection
 from seer.client.errors import CommandFailed, RequestRefused, SeerError
 from seer.client.files import ChunkWriter
+from seer.client.phases import PHASES_FILE, Phase, PhaseLog
 from seer.client.polling import poll
 from seer.client.values import Outcome, Result
 from seer.protocol.wire import Frame
@@ -43,7 +45,9 @@ class Experiment:
     In a script run by `seer run` (``teardown``, by default), closing the
     experiment -- at the end of a ``with`` block, on an error, on Ctrl-C --
     stops every agent group it started.  ``now()``, ``at()`` and the
-    ``sleep`` methods count from the experiment's start.
+    ``sleep`` methods count from the experiment's start.  ``mark()``
+    names its phases, in ``phases_file`` (None: not written), which by
+    default is results/phases.csv: under `seer run`, part of the run record.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Experiment:
         identity: str | None = None,
         timeout: float = 10.0,
         teardown: bool | None = None,
+        phases_file: str | Path | None = Path("results") / PHASES_FILE,
     ) -> None:
         self.connection = Connection(controller, certs, identity)
         self.timeout = timeout
@@ -60,6 +65,7 @@ class Experiment:
         #: When the experiment started (seconds since 1970): `seer run` sets it.
         self.started_at = float(os.environ.get("SEER_EXPERIMENT_START") or time.time())
         self._started: dict[tuple[str, str], Any] = {}
+        self._phases = PhaseLog(phases_file, self.started_at)
 
     def __enter__(self) -> Experiment:
         return self
@@ -68,11 +74,15 @@ class Experiment:
         self.close()
 
     def close(self) -> None:
+        closed_at = time.time()  # the open phase ends here, not after the STOPs
         try:
             if self.teardown:
                 self.stop_started()
         finally:
-            self.connection.close()
+            try:
+                self._phases.close(closed_at)
+            finally:
+                self.connection.close()
 
     def stop_started(self) -> None:
         """STOP every agent group this experiment started and did not stop."""
@@ -106,6 +116,33 @@ class Experiment:
         the start (the message's time header: nodes act together, however
         the datagram travelled).  Returns at once; ``.result()`` waits."""
         return group.submit(command, args, at=self.time(t), **options)
+
+    # -- phases -------------------------------------------------------------------------
+
+    def mark(self, name: str, *, at: float | None = None) -> Phase:
+        """Begin the phase ``name`` now, or at ``at`` (an absolute time, e.g.
+        ``exp.time(60)`` for the moment a scheduled command acts), ending
+        the phase before it.  Reports shade and label every phase."""
+        return self._phases.mark(name, time.time() if at is None else at)
+
+    def end_phase(self, *, at: float | None = None) -> Phase | None:
+        """End the current phase now (or at ``at``) without beginning another."""
+        return self._phases.end(time.time() if at is None else at)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Phase]:
+        """``with exp.phase("during"): ...``: the phase lasts as long as the block."""
+        phase = self.mark(name)
+        try:
+            yield phase
+        finally:
+            if phase.end is None:
+                self.end_phase()
+
+    @property
+    def phases(self) -> list[Phase]:
+        """The phases marked so far, in order (Unix times; the open one's end None)."""
+        return list(self._phases.phases)
 
     # -- waiting for conditions ----------------------------------------------------------
 
@@ -159,6 +196,24 @@ class Experiment:
 
     def agents(self) -> dict[str, Any]:
         return self.connection.request({"type": "AGENTS"}).header
+
+    def groups(self, target: Any = None) -> dict[str, list[dict[str, Any]]]:
+        """Each node's agent groups as the controller has them: variables and
+        run state (``running``, ``stopped``, ``finished`` with ``why``)."""
+        return self.connection.request({"type": "GROUPS", "target": target}).get("groups")
+
+    def forget(self, node: str) -> None:
+        """Drop a node that is gone for good (it must be down)."""
+        self.connection.request({"type": "FORGET", "node": node})
+
+    def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest jobs, newest first (time, sender, agent/group, command,
+        target, outcome counts)."""
+        return self.connection.request({"type": "JOBS", "limit": limit}).get("jobs")
+
+    def job(self, job: int) -> dict[str, Any]:
+        """One job with every node's outcome, late ones included."""
+        return self.connection.request({"type": "JOB", "job": job}).get("job")
 
     def status(self) -> dict[str, Any]:
         return self.connection.request({"type": "STATUS"}).header

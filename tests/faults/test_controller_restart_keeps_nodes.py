@@ -55,5 +55,11 @@ def test_after_a_crash_every_known_node_is_targeted_and_the_absent_one_named(
             table = nodes.get("table", nodes)  # the node table (its envelope before issue 18)
             states = {n["name"]: n["state"] for n in table["nodes"]}
             assert states["n5"] == "not reconnected"
+            # Gone for good: forgotten on purpose, it is no longer targeted.
+            forgot = lab.cli("nodes", "--forget", "n5")
+            assert forgot.returncode == 0 and "forgot node n5" in forgot.stdout, forgot.stderr
+            again = json.loads(lab.cli("start", "RECORDER", "g", "--target", "n*",
+                                       "--json").stdout)
+            assert sorted(again["nodes"]) == NODES[:4]
         finally:
             stopped.send_signal(signal.SIGCONT)

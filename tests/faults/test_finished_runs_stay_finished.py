@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def test_a_finished_flood_stays_finished_and_a_running_group_resumes(bed, tmp_pa
         flood_after, http_after = after.stop()
         attacker = next(n for n in exp.nodes() if n["name"] == "attacker")
         web.stop()
+    shown = subprocess.run([sys.executable, "-m", "seer", "nodes"], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, SEER_TESTBED=bed["name"]))
     print(f"\nvictim's link: before the restart {flood_before} flood packets and "
           f"{http_before} HTTP requests from the attacker; in 12 s after it "
           f"{flood_after} flood packets and {http_after} HTTP requests; "
@@ -125,3 +128,5 @@ def test_a_finished_flood_stays_finished_and_a_running_group_resumes(bed, tmp_pa
     assert "HTTP web" in snapshot["resumed"]
     (not_resumed,) = [n for n in snapshot["not_resumed"] if n["group"] == "FLOODER f"]
     assert not_resumed["run"] == "finished" and "ended on this node" in not_resumed["why"]
+    assert "resumed HTTP web; not FLOODER f: its run ended on this node" in shown.stdout, \
+        shown.stdout + shown.stderr
