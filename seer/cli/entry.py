@@ -6,7 +6,7 @@ script, which the package re-exports.)
 Processes:   seer controller | seer daemon | seer certs init | seer testbed
 Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |
              seer start | seer stop | seer command | seer put | seer get |
-             seer status | seer stats
+             seer status | seer stats | seer jobs | seer job
 
 Exit codes (experiment commands): 0 every targeted node applied it (or was
 skipped as not in the group's NODES); 1 a node failed or did not confirm;
@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "put": ("seer.cli.messages", "send a file or an agent module to nodes"),
     "get": ("seer.cli.messages", "bring a file back from nodes"),
     "command": ("seer.cli.messages", "send any command to an agent group"),
+    "jobs": ("seer.cli.jobs", "list the latest commands: who sent what, and their outcomes"),
+    "job": ("seer.cli.jobs", "one command's outcome on every node, late ones included"),
 }
 
 #: Commands whose help ends without the epilog on exit codes and credentials:

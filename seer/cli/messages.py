@@ -55,7 +55,7 @@ def print_result(result: Any, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(f"{result.what}: serial {result.serial}, {len(result.nodes)} node(s)")
+        print(f"{result.what}: job {result.job}, {len(result.nodes)} node(s)")
         width = max((len(n) for n in result.nodes), default=4)
         for node in result.nodes:
             outcome = result.outcomes.get(node)

@@ -54,6 +54,12 @@ class Result:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     @property
+    def job(self) -> int:
+        """The job id (the message's serial): `seer job ID` shows it again,
+        with outcomes that come later."""
+        return self.serial
+
+    @property
     def ok(self) -> bool:
         return all(o.ok for o in self.outcomes.values()) and len(self.outcomes) == len(self.nodes)
 
@@ -89,7 +95,8 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "what": self.what, "serial": self.serial, "nodes": self.nodes, "ok": self.ok,
+            "what": self.what, "job": self.job, "serial": self.serial, "nodes": self.nodes,
+            "ok": self.ok,
             "outcomes": {
                 n: {k: v for k, v in (("status", o.status), ("error", o.error),
                                       ("result", o.result), ("at", o.at)) if v is not None}
