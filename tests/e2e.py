@@ -102,3 +102,26 @@ def eventually(read, holds, timeout: float = 15.0, interval: float = 0.5):
     """Read until ``holds(value)`` (nodes send their counters every 5 s at
     most); returns the last value read."""
     return poll(read, holds, timeout=timeout, interval=interval)[0]
+
+
+#: The nftables table partitioned() adds in a node's namespace only.
+PARTITION_TABLE = "seerpartition"
+
+
+@contextmanager
+def partitioned(namespace: str) -> Iterator[None]:
+    """Every packet in and out of ``namespace`` dropped (a testbed node's,
+    made by the test's testbed): nothing closes its TCP connections, as when
+    a switch or a firewall in between fails.  Healed on leaving."""
+    from seer.testbed.netns import in_namespace, run
+
+    run(in_namespace(namespace, ["nft", "add", "table", "inet", PARTITION_TABLE]))
+    try:
+        for chain, hook in (("in", "input"), ("out", "output")):
+            run(in_namespace(namespace, [
+                "nft", "add", "chain", "inet", PARTITION_TABLE, chain,
+                f"{{ type filter hook {hook} priority -300; policy drop; }}"]))
+        yield
+    finally:
+        run(in_namespace(namespace, ["nft", "delete", "table", "inet", PARTITION_TABLE]),
+            check=False)
