@@ -28,6 +28,7 @@ def test_a_job_id_is_printed_listed_and_shows_a_late_outcome(tmp_path, certs_dir
             late = lab.cli("command", "RECORDER", "g", "RECORD", "i=7", "--timeout", "1",
                            "--json")
             late_job = json.loads(late.stdout)["job"]
+            assert late.returncode == 4  # unconfirmed: a node did not answer
             assert json.loads(late.stdout)["outcomes"]["n2"]["status"] == "unconfirmed"
         finally:
             slow.send_signal(signal.SIGCONT)

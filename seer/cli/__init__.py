@@ -4,7 +4,8 @@
 ``common`` has what the families share; the families are ``services``
 (`seer controller`, `seer daemon`), ``certs`` (`seer certs init`),
 ``info`` (`nodes`, `agents`, `status`, `watch`), ``messages`` (`set`,
-`start`, `stop`, `command`, `put`, `get`) and ``run`` (`seer run`);
+`start`, `stop`, `command`, `put`, `get`), ``jobs`` (`jobs`, `job`),
+``stats`` and ``run`` (`seer run`);
 `seer testbed` lives with the testbed (:mod:`seer.testbed.cli`).
 
 ``seer.cli:main`` is the console script; ``python -m seer`` and
@@ -15,9 +16,11 @@ from seer.cli.entry import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNCONFIRMED,
     EXIT_UNREACHABLE,
     build_parser,
     main,
 )
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNCONFIRMED", "EXIT_UNREACHABLE",
+           "build_parser", "main"]

@@ -16,17 +16,32 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from seer.client import Experiment
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
+#: One exit code per kind of outcome, shared by every client command (and
+#: written out in EPILOG, `seer --help` and the README).
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNCONFIRMED = 0, 1, 2, 3, 4
 
 EPILOG = """\
-exit codes: 0 all targeted nodes applied it; 1 a node failed or did not
-confirm; 2 refused (bad request, nothing sent); 3 controller unreachable.
+exit codes:
+  0  applied: every targeted node applied it (or was not in the group's NODES)
+  1  failed: a node's agent failed it (the outcome says why)
+  2  refused: the controller refused the request, or the command line is
+     wrong -- nothing was sent
+  3  the controller could not be reached
+  4  unconfirmed: a node did not answer (unreachable, down, not reconnected,
+     or no outcome in time); 1 wins when a node also failed
 
 The controller and credentials come from --controller/--certs/--identity,
 else SEER_CONTROLLER, SEER_CERTS, SEER_IDENTITY, else the testbed `seer
 testbed up` started (SEER_TESTBED names one if several run), else
 127.0.0.1:7700, ./certs and the only experimenter certificate there.
 """
+
+
+def outcome_exit_code(result: object) -> int:
+    """The exit code of a message's outcomes (a seer.client Result)."""
+    if result.ok:
+        return EXIT_OK
+    return EXIT_FAILED if result.failed else EXIT_UNCONFIRMED
 
 
 class UsageError(Exception):

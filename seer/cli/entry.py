@@ -8,10 +8,8 @@ Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |
              seer start | seer stop | seer command | seer put | seer get |
              seer status | seer stats | seer jobs | seer job
 
-Exit codes (experiment commands): 0 every targeted node applied it (or was
-skipped as not in the group's NODES); 1 a node failed or did not confirm;
-2 the request was refused or the command line is wrong; 3 the controller
-could not be reached.
+Exit codes (every client command): the table in seer.cli.common.EPILOG --
+0 applied, 1 failed, 2 refused, 3 controller unreachable, 4 unconfirmed.
 
 Every run of `seer` is a fresh process, so start-up is most of a client
 command's time: the parser defines only the command given (its family's
@@ -31,11 +29,13 @@ from seer.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNCONFIRMED,
     EXIT_UNREACHABLE,
     UsageError,
 )
 
-__all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE",
+__all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNCONFIRMED",
+           "EXIT_UNREACHABLE",
            "build_parser", "main"]
 
 #: Every command, in `seer --help`'s order: the module whose ``define(name,

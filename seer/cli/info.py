@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from seer.cli.common import EXIT_FAILED, EXIT_OK, client_flags, open_experiment
+from seer.cli.common import EXIT_OK, EXIT_UNCONFIRMED, client_flags, open_experiment
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             else:
                 print(f"not up after {args.timeout:.0f} s: {', '.join(waited['missing'])}")
     if waited is not None and not waited.get("ok"):
-        return EXIT_FAILED
+        return EXIT_UNCONFIRMED  # nodes that did not come up
     return EXIT_OK
 
 

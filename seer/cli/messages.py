@@ -12,12 +12,11 @@ import json
 from typing import Any
 
 from seer.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
     UsageError,
     client_flags,
     message_flags,
     open_experiment,
+    outcome_exit_code,
 )
 
 
@@ -63,7 +62,7 @@ def print_result(result: Any, as_json: bool) -> int:
             print(f"  {node:<{width}}  {text}")
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
         print(counts or "no outcomes")
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return outcome_exit_code(result)
 
 
 def cmd_set(args: argparse.Namespace) -> int:
