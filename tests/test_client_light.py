@@ -1,8 +1,9 @@
 """Client commands stay light: a fresh `seer` process running any client
 command loads neither Twisted, nor pyOpenSSL, nor cryptography's x509
-(issue 17: the CLI's time is its imports); and the client's modules import
-nothing of the testbed, the backend or those libraries, even inside a
-function."""
+(issue 17: the CLI's time is its imports), nor matplotlib (only `seer
+report` draws, and not before it has found the run); and the client's
+modules import nothing of the testbed, the backend or those libraries,
+even inside a function."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import seer
 
-HEAVY = ("twisted", "OpenSSL", "cryptography.x509")
+HEAVY = ("twisted", "OpenSSL", "cryptography.x509", "matplotlib")
 SEER = Path(seer.__file__).resolve().parent
 
 # Runs each command line in turn in one fresh interpreter and prints, after
@@ -61,14 +62,15 @@ def test_no_client_command_loads_twisted_pyopenssl_or_x509(tmp_path, certs_dir):
         ["command", "HTTP", "web1", "STATS", *flags], ["put", str(script), *flags],
         ["get", "x.txt", *flags], ["run", *flags, str(script)],
         ["nodes", "--certs", str(tmp_path / "none")],
+        ["report", "--help"], ["report", str(tmp_path / "no-such-run")],
     ]
     results = _loaded_after_each(command_lines, tmp_path)
     assert [argv for argv, _, _ in results] == command_lines
     for argv, code, loaded in results:
         assert loaded == [], f"`seer {' '.join(argv)}` loaded {', '.join(loaded)}"
     # Each got as far as it could: help printed (0), the controller tried
-    # (3: nobody listens there), or the missing certificates named (2).
-    assert [code for _, code, _ in results] == [0] * 3 + [3] * 12 + [2]
+    # (3: nobody listens there), the missing certificates or run named (2).
+    assert [code for _, code, _ in results] == [0] * 3 + [3] * 12 + [2] + [0, 2]
 
 
 def test_the_probe_sees_a_command_that_loads_twisted(tmp_path):
@@ -96,7 +98,8 @@ def _forbidden(imports: set[str], prefixes: tuple[str, ...]) -> set[str]:
 
 
 def test_the_client_imports_nothing_of_the_testbed_backend_or_heavy_libraries():
-    prefixes = ("seer.testbed", "seer.cli", "backend", "twisted", "OpenSSL", "cryptography")
+    prefixes = ("seer.testbed", "seer.cli", "backend", "twisted", "OpenSSL", "cryptography",
+                "matplotlib", "seer.report")
     for path in sorted((SEER / "client").glob("*.py")):
         bad = _forbidden(_imports(path), prefixes)
         assert not bad, f"{path.name} imports {', '.join(sorted(bad))}"
@@ -115,3 +118,13 @@ def test_the_import_check_finds_a_planted_import(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text("def later():\n    from seer.testbed.state import read\n")
     assert _forbidden(_imports(planted), ("seer.testbed",)) == {"seer.testbed.state"}
+
+
+def test_only_seer_report_reaches_matplotlib():
+    # seer run draws its report through a child `seer report` process.
+    for path in sorted((SEER / "cli").glob("*.py")):
+        bad = _forbidden(_imports(path), ("matplotlib", "seer.report"))
+        if path.name == "report.py":
+            assert bad and "matplotlib" not in bad  # through seer.report, after the run is read
+        else:
+            assert not bad, f"seer/cli/{path.name} imports {', '.join(sorted(bad))}"

@@ -6,7 +6,7 @@ script, which the package re-exports.)
 Processes:   seer controller | seer daemon | seer certs init | seer testbed
 Experiment:  seer run | seer watch | seer nodes | seer agents | seer set |
              seer start | seer stop | seer command | seer put | seer get |
-             seer status | seer stats | seer jobs | seer job
+             seer status | seer stats | seer jobs | seer job | seer report
 
 Exit codes (every client command): the table in seer.cli.common.EPILOG --
 0 applied, 1 failed, 2 refused, 3 controller unreachable, 4 unconfirmed.
@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("seer.cli.info", "a live view of nodes, agent counters and reports"),
     "status": ("seer.cli.info", "show the controller's serial, window and counters"),
     "stats": ("seer.cli.stats", "current rates per link, node and agent group; record them"),
+    "report": ("seer.cli.report", "plot a recorded run (links, groups, phases) with an HTML page"),
     "set": ("seer.cli.messages", "set agent variables on nodes"),
     "start": ("seer.cli.messages", "start an agent group"),
     "stop": ("seer.cli.messages", "stop an agent group"),
@@ -62,8 +63,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 #: Commands whose help ends without the epilog on exit codes and credentials:
-#: `seer testbed` talks to no controller, and its help never had it.
-WITHOUT_EPILOG = ("testbed",)
+#: `seer testbed` and `seer report` talk to no controller (testbed's help never
+#: had it; report's says its own exit codes).
+WITHOUT_EPILOG = ("testbed", "report")
 
 
 def _wanted(argv: list[str] | None) -> tuple[set[str], set[str]]:

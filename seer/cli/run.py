@@ -2,12 +2,16 @@
 here live, its results/ files saved locally, its exit code ours.
 
 Ctrl-C asks the controller to stop the script (and the agent groups it
-started); a second Ctrl-C leaves at once.
+started); a second Ctrl-C leaves at once.  When the run's record has come
+back, `seer report` draws it (report/ in --results), as a process of its
+own: this command never loads matplotlib, and a report that cannot be made
+never changes the run's exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,25 +31,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     request_id = connection.send({"type": "EXECUTE", "name": Path(args.script).name,
                                   "args": args.args}, content)
     with RunView(args.quiet, Path(args.results)) as run:
-        cancelled = False
-        while True:
-            # The whole turn is guarded, not only the poll: Ctrl-C often lands
-            # while an OUTPUT frame is being written, and must still cancel.
-            try:
-                frame = connection.poll(request_id, 1.0)
-                if frame is not None:
-                    code = run.handle(frame)
-                    if code is not None:
-                        return code
-            except KeyboardInterrupt:
-                if cancelled or run.run_id is None:
-                    print("\nseer run: leaving; the controller stops the script and its agents",
-                          file=sys.stderr)
-                    return 130
-                cancelled = True
-                print("\nseer run: stopping the script (Ctrl-C again to leave at once)...",
+        code = _follow(connection, request_id, run)
+    if run.ended and run.record_arrived and not args.no_report:
+        report_after_run(Path(args.results), args.quiet)
+    return code
+
+
+def _follow(connection: Any, request_id: Any, run: RunView) -> int:
+    """Show the run's frames until it ends; its exit code."""
+    cancelled = False
+    while True:
+        # The whole turn is guarded, not only the poll: Ctrl-C often lands
+        # while an OUTPUT frame is being written, and must still cancel.
+        try:
+            frame = connection.poll(request_id, 1.0)
+            if frame is not None:
+                code = run.handle(frame)
+                if code is not None:
+                    return code
+        except KeyboardInterrupt:
+            if cancelled or run.run_id is None:
+                print("\nseer run: leaving; the controller stops the script and its agents",
                       file=sys.stderr)
-                connection.send({"type": "CANCEL", "run": run.run_id})
+                return 130
+            cancelled = True
+            print("\nseer run: stopping the script (Ctrl-C again to leave at once)...",
+                  file=sys.stderr)
+            connection.send({"type": "CANCEL", "run": run.run_id})
+
+
+#: Seconds a run's report may take (a long run's record is a few MB of CSV).
+REPORT_TIMEOUT = 300.0
+
+
+def report_after_run(results: Path, quiet: bool) -> None:
+    """Draw the run whose record just came into ``results``: `seer report`
+    in a process of its own, so that matplotlib is loaded there, not here."""
+    command = [sys.executable, "-m", "seer", "report", str(results)]
+    try:
+        made = subprocess.run(command, capture_output=True, text=True, timeout=REPORT_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except KeyboardInterrupt:
+        print(f"[seer run: no report (interrupted); `seer report {results}` makes it]",
+              file=sys.stderr)
+        return
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"[seer run: no report ({e}); `seer report {results}` makes it]", file=sys.stderr)
+        return
+    if made.returncode != 0:
+        why = (made.stderr.strip().splitlines() or [f"exit code {made.returncode}"])[-1]
+        print(f"[seer run: no report: {why.removeprefix('seer report: ')}]", file=sys.stderr)
+    elif not quiet:
+        print(f"[seer run: report in {made.stdout.strip()}]", file=sys.stderr)
 
 
 class RunView:
@@ -57,6 +94,10 @@ class RunView:
         self.quiet = quiet
         self.results = results
         self.run_id = None
+        #: The run's record (its stats.csv) came back: there is something to draw.
+        self.record_arrived = False
+        #: EXIT came: the run is over and all its files are here.
+        self.ended = False
         self._files = ChunkWriter()
 
     def __enter__(self) -> RunView:
@@ -84,8 +125,12 @@ class RunView:
             stream.write(frame.get("data"))
             stream.flush()
         elif frame.type == "FILE":
-            self._files.write(self.local_path(frame.get("name")), frame)
+            path = self.local_path(frame.get("name"))
+            self._files.write(path, frame)
+            if path == self.results / "stats.csv" and frame.get("last"):
+                self.record_arrived = True
         elif frame.type == "EXIT":
+            self.ended = True
             code, signum = frame.get("code") or 0, frame.get("signal")
             if not self.quiet:
                 how = f"signal {signum}" if signum else f"exit code {code}"
@@ -111,4 +156,6 @@ def define(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     p.add_argument("--results", default="results", help="where its results go (default: results)")
     p.add_argument("--quiet", "-q", action="store_true", help="no [seer run ...] lines")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not draw the run's report (`seer report RESULTS` draws it later)")
     client_flags(p)
