@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, footprint, launch_rate, loss, signatures, stats, throughput
+from bench import faults, fanout, footprint, launch_rate, loss, signatures, stats, throughput
 
 BENCHMARKS = {
+    "faults": faults.main,
     "fanout": fanout.main,
     "footprint": footprint.main,
     "loss": loss.main,

@@ -197,8 +197,10 @@ class GroupSender:
         rate = min(rate, MAX_DATAGRAM_RATE)
         started = time.monotonic()
         sent = 0
-        for data in datagrams:
-            if sent >= count:
+        source = iter(datagrams)
+        while sent < count:
+            data = next(source, None)
+            if data is None:
                 break
             now = time.monotonic()
             if now - started > seconds:

@@ -79,6 +79,21 @@ def test_signatures_benchmark_times_every_algorithm_with_seers_own_rsa(tmp_path)
     assert all(r["sign_us"] > 0 and r["verify_us"] > 0 for r in data["results"])
 
 
+def test_faults_benchmark_fuzzes_a_daemon_and_the_controller_and_both_survive(tmp_path):
+    stdout, data = run_bench(tmp_path, "faults", "--datagrams", "2000", "--rate", "2000",
+                             "--connections", "50")
+    assert "faults injected and survived" in stdout and "still serving" in stdout
+    datagrams, connections = data["results"]
+    assert datagrams["injected"] == 2000 and connections["injected"] == 50
+    for r in data["results"]:
+        assert r["still_serving"] and r["dispatched"] == 0
+        assert r["rss_after"]["daemon"] > 0 and r["rss_after"]["controller"] > 0
+    assert datagrams["counted"] + datagrams["kernel_dropped"] >= 2000
+    assert connections["answered_without_a_valid_certificate"] == 0
+    assert connections["pre_tls_failures"] == 40  # all but the experimenter's 10
+    assert data["load"]["before"] and data["machine"]["cpus"]
+
+
 @pytest.mark.parametrize("args, complaint", [
     (["fanout", "--sizes", "10,x"], "'x' is not a node count"),
     (["fanout", "--rounds", "0"], "'0' is not a positive whole number"),
@@ -86,6 +101,9 @@ def test_signatures_benchmark_times_every_algorithm_with_seers_own_rsa(tmp_path)
     (["loss", "--drops", "1.5"], "'1.5' is not a share from 0 to below 1"),
     (["loss", "--rate", "fast"], "'fast' is not a rate"),
     (["footprint", "--nodes", "0"], "'0' is not a positive whole number"),
+    (["faults", "--datagrams", "0"], "'0' is not a positive whole number"),
+    (["faults", "--rate", "1e9"], "'1e9' is not a rate above 0 and at most 50000 a second"),
+    (["faults", "--connection-rate", "-3"], "'-3' is not a rate above 0 and at most 1000"),
 ])
 def test_bench_refuses_bad_arguments_before_starting_anything(args, complaint):
     run = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT,
@@ -97,7 +115,8 @@ def test_bench_help_lists_every_benchmark_and_rejects_an_unknown_one():
     run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0
-    for name in ("fanout", "footprint", "launch-rate", "loss", "signatures", "throughput"):
+    for name in ("faults", "fanout", "footprint", "launch-rate", "loss", "signatures",
+                 "throughput"):
         assert name in run.stdout
     run = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
