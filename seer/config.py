@@ -188,6 +188,9 @@ CONTROLLER_SETTINGS = [
     Setting("link_names", "table", {},
             "SUBNET=NAME names of the experiment's links and LANs (default: the subnet)"),
     Setting("aggregator_dirs", "list", [], "extra folders of Aggregator modules"),
+    Setting("topology", "str", "",
+            "JSON file of the experiment's topology for the dashboard (the testbed writes "
+            "one; docs/DASHBOARD.md); default: inferred from the nodes' subnets"),
 ]
 
 DAEMON_SETTINGS = [
@@ -231,7 +234,8 @@ def add_flags(parser: argparse.ArgumentParser, settings: list[Setting]) -> None:
         kwargs: dict[str, Any] = {
             "dest": s.key,
             "default": None,
-            "help": s.help if s.default is None else f"{s.help} (default: {s.default!r})",
+            "help": s.help if s.default in (None, "", [], {}) or "default:" in s.help
+            else f"{s.help} (default: {s.default!r})",
         }
         if s.type in ("list", "table"):
             kwargs["action"] = "append"

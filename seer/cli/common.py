@@ -44,6 +44,19 @@ def outcome_exit_code(result: object) -> int:
     return EXIT_FAILED if result.failed else EXIT_UNCONFIRMED
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a number that JSON can carry (not nan, inf or 1e999)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 class UsageError(Exception):
     """A command line that names something impossible; exit code 2."""
 
@@ -55,6 +68,9 @@ def client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certs", metavar="DIR", help="certificate folder (default: $SEER_CERTS or ./certs)")
     parser.add_argument("--identity", metavar="NAME",
                         help="experimenter certificate to use (default: $SEER_IDENTITY or the only one)")
+    parser.add_argument("--testbed", metavar="NAME",
+                        help="the local testbed to talk to, when several run "
+                             "(default: $SEER_TESTBED or the only one)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -63,16 +79,17 @@ def message_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", "-t", metavar="SPEC",
                         help="nodes: all (default), names with shell wildcards (client*), "
                              "@ATTR[=VALUE], has:LABEL; comma separated")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--timeout", type=finite_float, metavar="SECONDS",
                         help="how long to wait for every node's outcome (default: the controller's, 10 s)")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--after", type=float, metavar="SECONDS",
+    when.add_argument("--after", type=finite_float, metavar="SECONDS",
                       help="act this many seconds from now, on every node together")
-    when.add_argument("--at", type=float, metavar="UNIX_TIME", help="act at this time")
+    when.add_argument("--at", type=finite_float, metavar="UNIX_TIME", help="act at this time")
 
 
 def open_experiment(args: argparse.Namespace) -> Experiment:
     """The experiment the client flags (or the environment, or the testbed) name."""
     from seer.client import Experiment
 
-    return Experiment(args.controller, args.certs, args.identity)
+    return Experiment(args.controller, args.certs, args.identity,
+                      testbed=getattr(args, "testbed", None))

@@ -65,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: Commands whose help ends without the epilog on exit codes and credentials:
 #: `seer testbed` and `seer report` talk to no controller (testbed's help never
 #: had it; report's says its own exit codes).
-WITHOUT_EPILOG = ("testbed", "report")
+WITHOUT_EPILOG = ("testbed", "report", "controller", "daemon", "certs")
 
 
 def _wanted(argv: list[str] | None) -> tuple[set[str], set[str]]:
@@ -126,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code, prefix = known
         print(f"seer {args.subcommand}: {prefix}{e}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # A script reading --json output reads the refusal there too.
+            import json
+
+            print(json.dumps({"error": str(e), "kind": _KINDS.get(code, "error"),
+                              "exit": code}))
         return code
+
+
+#: What each exit code of an error is called in --json output.
+_KINDS = {EXIT_REFUSED: "refused", EXIT_UNREACHABLE: "unreachable", EXIT_FAILED: "failed"}
 
 
 #: Errors the user can fix besides UsageError, by module and class name: exit 2.

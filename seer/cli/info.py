@@ -10,7 +10,13 @@ import sys
 import time
 from typing import Any
 
-from seer.cli.common import EXIT_OK, EXIT_UNCONFIRMED, client_flags, open_experiment
+from seer.cli.common import (
+    EXIT_OK,
+    EXIT_UNCONFIRMED,
+    client_flags,
+    finite_float,
+    open_experiment,
+)
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
@@ -133,7 +139,8 @@ def _define_nodes(p: argparse.ArgumentParser) -> None:
     client_flags(p)
     p.add_argument("--wait", nargs="*", metavar="NODE",
                    help="first wait until these nodes (default: the required ones) are up")
-    p.add_argument("--timeout", type=float, default=30.0, help="for --wait (default: 30 s)")
+    p.add_argument("--timeout", type=finite_float, default=30.0,
+                   help="for --wait (default: 30 s)")
     p.add_argument("--forget", metavar="NODE",
                    help="first forget NODE, a node gone for good (it must be down): it is no "
                         "longer targeted, or named in the outcomes it misses")
@@ -150,8 +157,9 @@ def _define_watch(p: argparse.ArgumentParser) -> None:
                      "reports. Redraws in place on a terminal (--json: one JSON object per "
                      "refresh); Ctrl-C ends it.")
     p.set_defaults(func=cmd_watch)
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--interval", type=finite_float, default=1.0,
+                   help="seconds between refreshes")
+    p.add_argument("--duration", type=finite_float, help="stop after this many seconds")
     p.add_argument("--once", action="store_true", help="print one view and exit")
     client_flags(p)
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from seer.cli.common import (
     UsageError,
     client_flags,
+    finite_float,
     message_flags,
     open_experiment,
     outcome_exit_code,
 )
+from seer.protocol.wire import non_finite
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -36,6 +39,10 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except ValueError:
             value = raw
+        bad = non_finite(value, key)
+        if bad is not None:
+            raise ValueError(f"{item!r}: {bad}, not a finite number; SEER carries only "
+                             "finite numbers (JSON has no NaN or Infinity)")
         name, at, node = key.partition("@")
         if at:
             table = out.setdefault(name, {})
@@ -104,6 +111,9 @@ def cmd_put(args: argparse.Namespace) -> int:
         mode = int(args.mode, 8)
     except ValueError:
         raise UsageError(f"--mode {args.mode!r} is not an octal permission such as 644") from None
+    if not Path(args.file).is_file():
+        what = "is a folder, not a file" if Path(args.file).is_dir() else "does not exist"
+        raise UsageError(f"{args.file} {what}; give the file to send (nothing was sent)")
     with open_experiment(args) as exp:
         result = exp.put(args.file, args.name, kind="agent" if args.agent else "file", mode=mode,
                          target=args.target, timeout=args.timeout, check=False)
@@ -152,7 +162,7 @@ def _define_put(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", action="store_true", help="it is an agent module: load it")
     p.add_argument("--mode", default="644", help="permissions on the nodes, octal (default: 644)")
     p.add_argument("--target", "-t", metavar="SPEC", help="nodes (default: all)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the outcomes")
+    p.add_argument("--timeout", type=finite_float, metavar="SECONDS", help="for the outcomes")
     client_flags(p)
 
 
@@ -164,7 +174,7 @@ def _define_get(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the file on the nodes")
     p.add_argument("--into", default="results", help="local folder (default: results)")
     p.add_argument("--target", "-t", metavar="SPEC", help="nodes (default: all)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the outcomes")
+    p.add_argument("--timeout", type=finite_float, metavar="SECONDS", help="for the outcomes")
     client_flags(p)
 
 

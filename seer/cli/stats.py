@@ -15,7 +15,13 @@ import json
 import sys
 import time
 
-from seer.cli.common import EXIT_OK, UsageError, client_flags, open_experiment
+from seer.cli.common import (
+    EXIT_OK,
+    UsageError,
+    client_flags,
+    finite_float,
+    open_experiment,
+)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -81,8 +87,9 @@ def define(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="*", metavar="record FILE",
                    help="record into FILE (and FILE's -commands.csv) instead of showing")
     p.add_argument("--watch", "-w", action="store_true", help="redraw every interval")
-    p.add_argument("--duration", type=float, help="with --watch or record: stop after this long")
-    p.add_argument("--history", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--duration", type=finite_float,
+                   help="with --watch or record: stop after this long")
+    p.add_argument("--history", type=finite_float, default=0.0, metavar="SECONDS",
                    help="also the last SECONDS of aggregates (with --json)")
     p.add_argument("--commands", type=int, default=0, metavar="N",
                    help="also the last N commands (with --json)")

@@ -21,7 +21,7 @@ from seer.client.credentials import resolve, tls_context
 from seer.client.errors import ControllerUnreachable, RequestRefused, SeerError
 from seer.config import ConfigError, parse_hostport
 from seer.protocol.certs import CONTROLLER_NAME
-from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
+from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame, non_finite
 
 #: Frames that never answer a request, whatever id they carry.
 SINK_FRAMES = ("REPORT", "STREAM", "STATUS")
@@ -41,8 +41,9 @@ class Connection:
         identity: str | None = None,
         connect_timeout: float = 10.0,
         server_name: str = CONTROLLER_NAME,
+        testbed: str | None = None,
     ) -> None:
-        where = resolve(controller, certs, identity)
+        where = resolve(controller, certs, identity, testbed)
         self._decoder = FrameDecoder()
         self._replies: dict[Any, deque[Frame]] = {}
         self._events: deque[Frame] = deque()
@@ -52,8 +53,8 @@ class Connection:
             return
         try:
             host, port = parse_hostport(where.controller, "controller")
-        except ConfigError as e:
-            raise SeerError(str(e)) from None
+        except ConfigError as e:  # a controller we cannot even try to reach
+            raise ControllerUnreachable(str(e)) from None
         context, self.identity = tls_context(where.certs, where.identity)
         self.address = f"{host}:{port}"
         try:
@@ -96,6 +97,10 @@ class Connection:
 
     def send(self, header: dict[str, Any], blob: bytes = b"") -> Any:
         """Send a request; returns its id."""
+        bad = non_finite(header)
+        if bad is not None:
+            raise RequestRefused(f"{bad}: SEER carries only finite numbers (JSON has no NaN "
+                                 "or Infinity); nothing was sent")
         request_id = next(self._ids)
         try:
             self._sock.sendall(encode_frame(dict(header, id=request_id), blob))

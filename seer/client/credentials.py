@@ -38,22 +38,54 @@ class Credentials(NamedTuple):
 
 
 def resolve(controller: str | None = None, certs: str | Path | None = None,
-            identity: str | None = None) -> Credentials:
+            identity: str | None = None, testbed: str | None = None) -> Credentials:
     """The controller and credentials to use: arguments, environment, the
-    running testbed, defaults -- in that order, each on its own."""
+    running testbed (``testbed``, else $SEER_TESTBED, else the only one),
+    defaults -- in that order, each on its own.
+
+    ControllerUnreachable when nothing says where the controller is: no
+    testbed runs (or the one named does not) and ./certs has no experimenter
+    to talk to a controller on the defaults with -- or several testbeds run
+    and none was named."""
     controller = controller or os.environ.get("SEER_CONTROLLER")
     if controller is None:
         # The shell that ran `seer testbed up` talks to that testbed.
-        testbed = testbed_client()
-        if testbed is not None:
-            controller = testbed["controller"]
-            certs = certs or os.environ.get("SEER_CERTS") or testbed["certs"]
-            identity = identity or os.environ.get("SEER_IDENTITY") or testbed["identity"]
+        found = testbed_client(testbed)
+        if found is not None:
+            controller = found["controller"]
+            certs = certs or os.environ.get("SEER_CERTS") or found["certs"]
+            identity = identity or os.environ.get("SEER_IDENTITY") or found["identity"]
+        else:
+            _no_testbed_to_talk_to(testbed or os.environ.get("SEER_TESTBED"), certs)
     return Credentials(
         controller=controller or DEFAULT_CONTROLLER,
         certs=certs or os.environ.get("SEER_CERTS") or DEFAULT_CERTS,
         identity=identity or os.environ.get("SEER_IDENTITY") or None,
     )
+
+
+def _no_testbed_to_talk_to(named: str | None, certs: str | Path | None) -> None:
+    """Say what is wrong when no controller was named and no testbed answers
+    for it (and a controller on the defaults has no credentials here either)."""
+    from seer.client.errors import ControllerUnreachable
+    from seer.config import running_testbeds
+
+    running = sorted(s["name"] for s in running_testbeds())
+    if named:
+        others = f" (running here: {', '.join(running)})" if running else ""
+        raise ControllerUnreachable(
+            f"testbed {named!r} is not running{others}; start it with `seer testbed up "
+            f"TOPOLOGY --name {named}`, or name another with SEER_TESTBED / --testbed")
+    if len(running) > 1:
+        raise ControllerUnreachable(
+            f"several testbeds run here ({', '.join(running)}): choose one with "
+            f"SEER_TESTBED=NAME or --testbed NAME")
+    folder = CertDirectory(certs or os.environ.get("SEER_CERTS") or DEFAULT_CERTS)
+    if not folder.experimenters():
+        raise ControllerUnreachable(
+            "no testbed is running and no controller was named: start a testbed with "
+            "`seer testbed up examples/topologies/demo.toml`, or point at a controller with "
+            "--controller HOST:PORT (or SEER_CONTROLLER) and its certificates with --certs")
 
 
 def experimenter_identity(directory: CertDirectory, identity: str | None) -> str:

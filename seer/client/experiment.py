@@ -58,8 +58,9 @@ class Experiment:
         timeout: float = 10.0,
         teardown: bool | None = None,
         phases_file: str | Path | None = Path("results") / PHASES_FILE,
+        testbed: str | None = None,
     ) -> None:
-        self.connection = Connection(controller, certs, identity)
+        self.connection = Connection(controller, certs, identity, testbed=testbed)
         self.timeout = timeout
         self.teardown = bool(os.environ.get("SEER_RUN")) if teardown is None else teardown
         #: When the experiment started (seconds since 1970): `seer run` sets it.
@@ -318,7 +319,10 @@ class Experiment:
                 raise ValueError("give a name when putting bytes")
             content = bytes(source)
         else:
-            content = Path(source).read_bytes()
+            try:
+                content = Path(source).read_bytes()
+            except OSError as e:
+                raise SeerError(f"cannot read {source}: {e.strerror}; nothing was sent") from None
             name = name or Path(source).name
         header = {"type": "PUT", "name": name, "kind": kind, "mode": mode, "target": target}
         return self._submit(header, f"PUT {name}", timeout, blob=content).result(check)

@@ -81,6 +81,23 @@ def version_mismatch(what: str, version: int) -> str:
             "and the clients")
 
 
+def non_finite(value: Any, where: str = "") -> str | None:
+    """Where in ``value`` the first NaN or infinity is, and what it is
+    (``vars.rate is Infinity``), or None: JSON carries neither, so SEER
+    refuses them before anything is sent."""
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+        return f"{where or 'the value'} is {shown}"
+    if isinstance(value, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((bad for key, item in items if (bad := non_finite(item, key)) is not None),
+                None)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON, the only JSON encoding SEER puts on the wire."""
     return _ENCODER.encode(value).encode()
