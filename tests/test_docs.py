@@ -241,3 +241,11 @@ def test_experiments_guide_code_parses_and_sets_only_real_variables():
                     for keyword in node.keywords:
                         assert keyword.arg in declared or keyword.arg in options, \
                             f"{agent_type} has no variable {keyword.arg!r} (EXPERIMENTS.md)"
+
+
+def test_protocol_document_states_how_often_a_daemon_sends_its_counters():
+    from backend.node import reporter
+
+    protocol = " ".join((DOCS / "PROTOCOL.md").read_text().split())
+    assert f"at most every {reporter.STATS_INTERVAL:g} s" in protocol
+    assert f"at least every {reporter.STATS_REFRESH:g} s" in protocol

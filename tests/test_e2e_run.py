@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from e2e import eventually, lab_for, records
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +62,10 @@ with Experiment() as exp:
     run = lab3.cli("run", "-q", str(script))
     assert run.returncode == 0, run.stderr
     skew = float(run.stdout.split()[1])
-    assert skew < 50, run.stdout
+    # docs/EXPERIMENTS.md states the bound: hold the page to it.
+    guide = " ".join((ROOT / "docs" / "EXPERIMENTS.md").read_text().split())
+    bound = float(re.search(r"the start skew across nodes — under (\d+) ms", guide).group(1))
+    assert skew < bound, run.stdout
 
 
 def test_ctrl_c_stops_the_script_and_the_groups_it_started(lab3, tmp_path):
@@ -84,6 +91,7 @@ with Experiment() as exp:
 def test_a_script_that_dies_leaves_nothing_running(lab3, tmp_path):
     script = write(tmp_path, """
 import os
+import re
 from seer.client import Experiment
 exp = Experiment()
 exp.agent("RECORDER", "orphan").start()
