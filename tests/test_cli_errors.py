@@ -118,3 +118,25 @@ def test_a_default_is_said_once_in_help():
     assert "(default: the host name without its domain)" in text
     assert "(default: '')" not in text and "(default: [])" not in text
     assert "(default: '239.255.77.1:7701')" in text  # a real default still shown
+
+
+def test_a_nested_result_renders_as_readable_rows_not_cut_json():
+    from seer.cli.messages import print_result
+    from seer.client import Outcome, Result
+    import contextlib
+    import io
+
+    stats = {"counters": {"replies": 5}, "targets": {"server1": {
+        "target": "server1", "sent": 5, "received": 5, "loss": 0.0, "rtt_min": 0.05,
+        "rtt_avg": 0.07, "rtt_max": 0.1}}}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = print_result(Result("STATS PING p", 3, ["client1"],
+                                   {"client1": Outcome("client1", "applied", result=stats)}),
+                            as_json=False)
+    text = out.getvalue()
+    assert code == 0
+    assert "client1  applied\n" in text
+    assert "counters: replies=5" in text
+    assert "targets.server1: target=server1 sent=5 received=5 loss=0.0 rtt_min=0.05 " \
+           "rtt_avg=0.07 rtt_max=0.1" in text

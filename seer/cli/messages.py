@@ -65,11 +65,37 @@ def print_result(result: Any, as_json: bool) -> int:
         width = max((len(n) for n in result.nodes), default=4)
         for node in result.nodes:
             outcome = result.outcomes.get(node)
-            text = outcome.describe() if outcome else "unconfirmed: no answer"
+            nested = outcome is not None and not outcome.error and _is_nested(outcome.result)
+            text = outcome.status if nested else \
+                (outcome.describe() if outcome else "unconfirmed: no answer")
             print(f"  {node:<{width}}  {text}")
+            if nested:
+                for row in result_rows(outcome.result):
+                    print(f"  {'':<{width}}    {row}")
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
         print(counts or "no outcomes")
     return outcome_exit_code(result)
+
+
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values())
+
+
+def result_rows(value: dict[str, Any], prefix: str = "") -> list[str]:
+    """A nested result (PING's STATS: counters, then one table per target) as
+    readable rows -- ``targets.server1: sent=5 received=5 rtt_avg=0.41`` --
+    instead of one line of JSON cut off at the terminal's edge."""
+    scalars = {k: v for k, v in value.items() if not isinstance(v, dict)}
+    rows = []
+    if scalars:
+        shown = " ".join(f"{k}={json.dumps(v, separators=(',', ':')) if isinstance(v, list) else v}"
+                         for k, v in scalars.items())
+        rows.append(f"{prefix}: {shown}" if prefix else shown)
+    for key, sub in value.items():
+        if isinstance(sub, dict):
+            rows += result_rows(sub, f"{prefix}.{key}" if prefix else key) if sub else \
+                [f"{prefix}.{key}: -" if prefix else f"{key}: -"]
+    return rows
 
 
 def cmd_set(args: argparse.Namespace) -> int:
