@@ -42,6 +42,7 @@ def make_controller(settings: dict[str, Any], reactor: Any) -> Controller:
                "interval": settings["stats_interval"], "history": settings["stats_history"],
                "link_names": settings["link_names"],
                "aggregator_dirs": settings["aggregator_dirs"]},
+        dashboard={"topology_file": settings["topology"]},
     )
 
 

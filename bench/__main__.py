@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import faults, fanout, footprint, launch_rate, loss, signatures, stats, throughput
+from bench import (dashboard, faults, fanout, footprint, launch_rate, loss, signatures, stats,
+                   throughput)
 
 BENCHMARKS = {
+    "dashboard": dashboard.main,
     "faults": faults.main,
     "fanout": fanout.main,
     "footprint": footprint.main,

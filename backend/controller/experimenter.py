@@ -208,4 +208,6 @@ class ExperimenterDesk:
             "counters": dict(c.counters),
             # Where Prometheus scrapes the experiment's readings (None: no HTTP port).
             "metrics": c.stats.metrics_url,
+            # The web page, with its token (None: no HTTP port).
+            "dashboard": c.dashboard.url if c.dashboard is not None else None,
         }

@@ -60,6 +60,9 @@ class Run:
     started: dict[tuple[str, str], Any] = field(default_factory=dict)
     cancelled: bool = False
     timers: list[Any] = field(default_factory=list)
+    #: How it ended (set before the listeners hear of its end).
+    code: int | None = None
+    signal: int | None = None
 
 
 class ScriptProcess(ProcessProtocol):
@@ -74,9 +77,12 @@ class ScriptProcess(ProcessProtocol):
         self.log_file.write(data)
         text = self.decoders.get(fd, self.decoders[1]).decode(data)
         if text:
-            self.runner.to_client(self.run, {"type": "OUTPUT",
-                                             "stream": "stdout" if fd == 1 else "stderr",
-                                             "data": text})
+            stream = "stdout" if fd == 1 else "stderr"
+            self.runner.to_client(self.run, {"type": "OUTPUT", "stream": stream, "data": text})
+            for listener in self.runner.listeners:  # the dashboard's event log streams it
+                hook = getattr(listener, "run_output", None)
+                if hook is not None:
+                    hook(self.run, stream, text)
 
     def processEnded(self, reason: Failure) -> None:
         self.log_file.close()
@@ -105,7 +111,9 @@ class ScriptRunner:
         self.runs: dict[str, Run] = {}
         self._by_token: dict[str, Run] = {}
         self._numbers = itertools.count(1)
-        #: Told of each run's start and end (run_started, run_ended): the run records.
+        #: Told of each run's start and end (run_started, run_ended): the run
+        #: records; and, if they have run_output(run, stream, text), what it prints
+        #: (the dashboard).
         self.listeners: list[Any] = []
 
     # -- starting -------------------------------------------------------------------
@@ -203,6 +211,7 @@ class ScriptRunner:
                      run=run.id, agent=agent, group=group)
             self.send_stop(agent, group, target, run.experimenter)
         run.started.clear()
+        run.code, run.signal = code, sig
         log.info("run {run} ended: {how}", run=run.id,
                  how=f"signal {sig}" if sig else f"exit code {code}")
         for listener in self.listeners:  # its record is closed before results/ are read

@@ -91,6 +91,7 @@ class Controller(service.MultiService):
         heartbeat_timeout: float = heartbeat.TIMEOUT,
         blocking: Callable[..., Deferred] | None = None,
         stats: dict[str, Any] | None = None,
+        dashboard: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.setName(name)
@@ -164,6 +165,14 @@ class Controller(service.MultiService):
             ("node", "CATALOGUE"): self.node_desk.catalogue,
             ("node", "STATS"): self.stats.node_stats,
         }
+        #: The web page (docs/DASHBOARD.md): on whenever there is an HTTP port.
+        self.dashboard: Any = None
+        if self.stats.web is not None:
+            from backend.controller.dashboard import Dashboard  # twisted.web: only with a port
+
+            self.dashboard = Dashboard(self, **(dashboard or {}))
+            self.dashboard.setServiceParent(self.stats)
+            self._handlers[("node", "TAIL")] = self.dashboard.tails.answered
 
     # -- life cycle ------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ WELCOME registers the node (keys, epoch, serial, heartbeat; a snapshot when
 it cannot catch up by repairs, or must start afresh); REPAIR brings back a
 datagram it missed; SNAPSHOT brings it up to date when repairs cannot;
 REFUSED says the controller will not register it (and whether retrying can
-help); frames a sink receives go to its listeners.  Applying a snapshot
+help); TAIL asks for the end of its agent logs (the dashboard's node panel);
+frames a sink receives go to its listeners.  Applying a snapshot
 fetches its files first, then brings each agent group to its variables and
 run state -- a finished run is never resumed -- while later messages wait.
 """
@@ -17,6 +18,7 @@ from twisted.logger import Logger
 
 from backend.net.heartbeat import Heartbeat
 from backend.net.session import FrameSession
+from backend.node import logtail
 from backend.node.serializer import Serializer
 from seer.protocol.datagrams import VerifyingKeys
 from seer.protocol.wire import Frame, WireError
@@ -54,6 +56,7 @@ class ControllerFrames:
             "REFUSED": self._on_refused,
             "SNAPSHOT": self._on_snapshot,
             "ERROR": self._on_error,
+            "TAIL": self._on_tail,
         }.get(frame.type)
         if handler is not None:
             handler(session, frame)
@@ -126,6 +129,21 @@ class ControllerFrames:
 
     def _on_error(self, session: FrameSession, frame: Frame) -> None:
         log.warn("controller says: {error}", error=frame.get("error"))
+
+    def _on_tail(self, session: FrameSession, frame: Frame) -> None:
+        """The end of each agent group's logs, read in a thread (bounded: logtail)."""
+        lines, size = logtail.limits(frame.header)
+        request_id = frame.get("id")
+
+        def answer(logs: list) -> None:
+            self.d.send({"type": "TAIL", "id": request_id, "logs": logs})
+
+        def failed(failure: Any) -> None:
+            self.d.send({"type": "TAIL", "id": request_id, "logs": [],
+                         "error": f"cannot read the logs: {failure.getErrorMessage()}"})
+
+        self.d.files.blocking(logtail.read_tails, self.d.workdir, lines, size).addCallbacks(
+            answer, failed)
 
     def apply_snapshot(self, serial: int, snapshot: dict[str, Any], force: bool) -> None:
         if not force and serial <= self.d.serializer.delivered_upto:

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("seer.cli.info", "a live view of nodes, agent counters and reports"),
     "status": ("seer.cli.info", "show the controller's serial, window and counters"),
     "stats": ("seer.cli.stats", "current rates per link, node and agent group; record them"),
+    "dashboard": ("seer.cli.dashboard", "the URL of the experiment's web dashboard"),
     "report": ("seer.cli.report", "plot a recorded run (links, groups, phases) with an HTML page"),
     "set": ("seer.cli.messages", "set agent variables on nodes"),
     "start": ("seer.cli.messages", "start an agent group"),

@@ -1,10 +1,14 @@
 """What a testbed adds to its processes for the stats pipeline.
 
-* the controller serves ``/metrics`` on 127.0.0.1:HTTP_PORT of its own
-  namespace, knows the LANs' and links' names (``--link-names``) and tells
-  clients the URL the host shell reaches it at (``--http-url``);
+* the controller serves ``/metrics`` and the dashboard on 127.0.0.1:HTTP_PORT
+  of its own namespace, knows the LANs' and links' names (``--link-names``)
+  and the whole topology the dashboard draws (``--topology``: TOPOLOGY_FILE
+  in the state folder, the topology as :func:`~seer.testbed.topology.describe`
+  gives it), and tells clients the URL the host shell reaches it at
+  (``--http-url``);
 * the relay forwards a second host port to that HTTP port (so ``curl``,
-  Prometheus and `seer status --json`'s ``metrics`` work from the host);
+  Prometheus, `seer status --json`'s ``metrics`` and `seer dashboard` work
+  from the host);
 * for shaped LANs, the link poller (:mod:`seer.testbed.linkstats`) reads
   the bridge ports' queues, which no daemon sees.
 
@@ -21,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from seer.testbed import build
-from seer.testbed.topology import Topology
+from seer.testbed.topology import Topology, describe
 
 #: The controller's HTTP port inside its own namespace (nothing else is there).
 HTTP_PORT = 9108
+#: The topology the controller's dashboard draws, in the state folder.
+TOPOLOGY_FILE = "topology.json"
 
 
 def free_port() -> int:
@@ -50,9 +56,11 @@ def apply(programs: list[dict[str, Any]], topology: Topology, folder: Path,
     """The plan's programs with the stats pipeline's arguments and its link poller."""
     name = topology.name
     url = f"http://127.0.0.1:{http_host_port}"
+    (folder / TOPOLOGY_FILE).write_text(json.dumps(describe(topology), indent=1))
     for program in programs:
         if program["name"] == "controller":
             program["argv"] += ["--http", f"127.0.0.1:{HTTP_PORT}", "--http-url", url,
+                                "--topology", str(folder / TOPOLOGY_FILE),
                                 *[f"--link-names={net.subnet}={net.name}"
                                   for net in topology.networks.values()]]
         elif program["name"] == "relay":
