@@ -22,7 +22,7 @@ import time
 
 from bench import floor
 from bench.cluster import Cluster
-from bench.common import positive, summary_ms, table, write_json
+from bench.common import positive, process_cpu, summary_ms, table, write_json
 
 #: The daemons' isolate setting (backend.runtime.agentloader.ISOLATE_MODES).
 ISOLATE_MODES = ("auto", "all", "none")
@@ -55,6 +55,7 @@ def measure(n: int, per_process: int, rounds: int, isolate: str | None = None,
                 group = exp.agent("NOOP", "fanout")
                 group.set({"note": "fan-out"})  # makes the group (a bare command may not)
                 group.command("ECHO")  # warm up: instances (and workers) up, caches hot
+                cpu = CpuMeter(cluster)
                 latencies = []
                 for _ in range(rounds):
                     started = time.perf_counter()
@@ -62,11 +63,35 @@ def measure(n: int, per_process: int, rounds: int, isolate: str | None = None,
                     latencies.append(time.perf_counter() - started)
                     if not result.ok:
                         raise RuntimeError(result.problem_summary())
+                spent = cpu.per_command(rounds, n)
             registered = cluster.registered_in
     return {"nodes": n, "simulated": bool(per_process), "per_process": per_process or 1,
             "isolate": isolate or "auto",
             "processes": -(-n // per_process) if per_process else n,
-            "registered_in": round(registered, 2), "latency_ms": summary_ms(latencies)}
+            "registered_in": round(registered, 2), "latency_ms": summary_ms(latencies),
+            "cpu_ms_per_command": spent}
+
+
+class CpuMeter:
+    """CPU time (user + system, from /proc) the controller, the daemons and
+    this client spend: per command, per process kind -- wall time would
+    charge a process for the time it waited while a hundred others ran."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.controller = cluster.controller.pid
+        self.daemons = [p.pid for p in cluster.daemons.values()]
+        self.before = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        return (process_cpu(self.controller), sum(process_cpu(p) for p in self.daemons),
+                time.process_time())
+
+    def per_command(self, commands: int, nodes: int) -> dict[str, float]:
+        after = self._read()
+        controller, daemons, client = (b - a for a, b in zip(self.before, after))
+        return {"controller": round(controller / commands * 1000, 3),
+                "per_node": round(daemons / nodes / commands * 1000, 3),
+                "client": round(client / commands * 1000, 3)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,13 +120,16 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(seer)
         lat = seer["latency_ms"]
         label = f"{n} sim/{seer['processes']} proc" if per_process else str(n)
+        cpu = seer["cpu_ms_per_command"]
         rows.append([label, lat["p50"], lat["p95"], lat["p99"],
-                     lat["max"], floor_ms["p50"], seer["ratio_p50"], seer["registered_in"]])
+                     lat["max"], floor_ms["p50"], seer["ratio_p50"], cpu["controller"],
+                     cpu["per_node"], seer["registered_in"]])
         print(f"  N={n}: p50 {lat['p50']} ms (floor {floor_ms['p50']} ms)", flush=True)
     where = f"; isolate={args.isolate}" if args.isolate else ""
     print(table(f"fan-out latency, ms ({args.rounds} commands each; NOOP ECHO to every node"
                 f"{where})",
-                ["nodes", "p50", "p95", "p99", "max", "floor p50", "x floor", "registered s"],
+                ["nodes", "p50", "p95", "p99", "max", "floor p50", "x floor",
+                 "ctl CPU ms", "node CPU ms", "registered s"],
                 rows))
     path = write_json("fanout", {"results": results, "rounds": args.rounds}, args.json)
     print(f"\nJSON: {path}")

@@ -459,3 +459,10 @@ def test_the_daemon_runs_a_third_party_agent_in_a_worker_and_a_bad_message_there
     assert outcomes[4][0] == "applied" and outcomes[4][2]["label"] == ""
     assert [w.process.args[-1] for w in node.workers.started] == ["n1/FAULTY/bad",
                                                                   "n1/FAULTY/nan"]
+
+
+def test_the_report_leaves_in_the_same_reactor_turn_as_the_datagram(node):
+    node.connect()
+    node.d.datagramReceived(node.datagram(1, hit(1)))  # no reactor turn after it
+    (report,) = node.reports()
+    assert report.get("ack") == 1 and [o[:2] for o in report.get("outcomes")] == [[1, "applied"]]

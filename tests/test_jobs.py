@@ -82,6 +82,7 @@ def test_the_history_is_bounded_and_its_file_rewritten(tmp_path):
     for serial in range(1, 40):
         jobs.started(serial, {"type": "COMMAND", "origin": "a"}, ["n1"], 0.0)
         jobs.finished(serial, {"n1": {"status": "applied"}})
+        clock.advance(1.0)  # written once a second, in one go
     assert jobs.known() == (35, 39)
     lines = (tmp_path / "jobs.jsonl").read_text().splitlines()
     assert len(lines) <= 3 * 5

@@ -8,8 +8,8 @@ back): they replace its ``unconfirmed``.  It is Salt's ``jobs.lookup_jid``,
 and says who sent the job too.
 
 Jobs survive a restart: each finished job, and each later change to it, is
-appended to ``jobs.jsonl`` in the controller's state folder (in a thread;
-late outcomes are written at most once a second), and the file is rewritten
+appended to ``jobs.jsonl`` in the controller's state folder (in a thread, at
+most once a second), and the file is rewritten
 with only the kept jobs when it has grown to several times that.  Only the
 outcomes that are not plain ``applied`` are stored per node -- the applied
 ones are the rest of the job's nodes -- so a job to a thousand nodes that
@@ -35,8 +35,9 @@ log = Logger()
 JOBS_KEPT = 1000
 #: The jobs file is rewritten when it has this many times JOBS_KEPT lines.
 REWRITE_AT = 3
-#: Seconds late outcomes are gathered before they are written.
-LATE_DELAY = 1.0
+#: Seconds finished jobs and late outcomes are gathered before they are written
+#: (a controller killed meanwhile forgets at most that much of the history).
+WRITE_DELAY = 1.0
 FILE = "jobs.jsonl"
 
 
@@ -81,7 +82,7 @@ class Jobs:
         missing = [n for n in job["nodes"] if n not in outcomes]
         for node in missing:  # no outcome at all: as the client saw it
             job["outcomes"][node] = {"status": "unconfirmed", "error": "no outcome"}
-        self._changed(serial, at_once=True)
+        self._changed(serial)
 
     def late(self, node: str, serial: int, status: str, error: str | None, result: Any,
              at: float | None) -> bool:
@@ -101,7 +102,7 @@ class Jobs:
         if at is not None:
             entry["at"] = at
         job["outcomes"][node] = entry
-        self._changed(serial, at_once=False)
+        self._changed(serial)
         return True
 
     # -- what clients see ---------------------------------------------------------------
@@ -160,12 +161,12 @@ class Jobs:
         self._lines = len(lines)
         return len(self._jobs)
 
-    def _changed(self, serial: int, at_once: bool) -> None:
+    def _changed(self, serial: int) -> None:
+        # Written at most once a WRITE_DELAY, in one go: a write per job (a
+        # thread hop each) cost more than the rest of a command's handling.
         self._dirty.add(serial)
-        if at_once:
-            self._write()
-        elif self._write_call is None or not self._write_call.active():
-            self._write_call = self.clock.callLater(LATE_DELAY, self._write)
+        if self._write_call is None or not self._write_call.active():
+            self._write_call = self.clock.callLater(WRITE_DELAY, self._write)
 
     def _write(self) -> None:
         if self._write_call is not None and self._write_call.active():

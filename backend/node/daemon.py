@@ -254,7 +254,8 @@ class NodeDaemon(service.MultiService):
             else:
                 self.counters["early_overflow"] += 1
             return
-        self.accept_datagram(data)
+        with self.reporter.holding():
+            self.accept_datagram(data)
 
     def accept_datagram(self, data: bytes) -> None:
         try:

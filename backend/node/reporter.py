@@ -12,7 +12,8 @@ the next WELCOME.  The daemon's counters ride along, throttled (see
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 #: An acknowledgement with no outcome to carry waits this long to batch.
 ACK_DELAY = 0.2
@@ -45,6 +46,8 @@ class Reporter:
         self._stats_last: dict[str, int] = {}
         self._stats_call: Any = None
         self._call: Any = None
+        self._holding = False
+        self._due = False
 
     def outcome(self, serial: int, status: str, error: str | None, result: Any,
                 at: float) -> None:
@@ -74,6 +77,9 @@ class Reporter:
 
     def schedule(self, urgent: bool) -> None:
         """A REPORT at the end of this turn (urgent) or within ACK_DELAY."""
+        if urgent and self._holding:
+            self._due = True  # sent when the datagram being handled is done
+            return
         call = self._call
         if call is not None and call.active():
             if urgent and call.getTime() > self.clock.seconds():
@@ -81,7 +87,23 @@ class Reporter:
             return
         self._call = self.clock.callLater(0 if urgent else ACK_DELAY, self.flush)
 
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """While a datagram is handled: its outcomes, acknowledgement and
+        events leave in one REPORT written as soon as it is done -- in the
+        same reactor turn, not one turn later."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self._due:
+                self._due = False
+                self.flush()
+
     def flush(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
         self._call = None
         if self._link.session is None:
             return  # kept; sent after the next WELCOME
