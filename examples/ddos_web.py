@@ -10,7 +10,8 @@ from spoofed sources that overloads the 20 Mbit/s bottleneck in front of
 the server.  Web clients fetch from the server all along, and the clients
 ping it in every phase.  It prints the victim's request success rate and
 the ping RTTs per phase, a per-node summary, and leaves the bottleneck
-capture in results/.
+capture in results/; it marks the phases (exp.mark), so the run's report
+(results/report/index.html) shades them on every plot.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ with Experiment() as exp:  # under `seer run`, leaving the block stops every gro
 
     # Each phase: schedule its pings ahead (nodes act together at the phase's
     # start, whatever the datagram's travel time), then read the counters.
+    # The phase is marked for that same moment: the run's report shades it.
     phases = {}
     flood_start = exp.at(start + P, flood, target=args.attacker)
     for n, name in enumerate(("before", "during", "after")):
         t = start + n * P
+        exp.mark(name, at=exp.time(t))
         ping = exp.agent("PING", f"rtt-{name}")
         ping.set(targets=args.victim, interval=0.2, count=int(P / 0.2) - 2)
         started = exp.at(t, ping, target=args.clients)
@@ -76,6 +79,7 @@ with Experiment() as exp:  # under `seer run`, leaving the block stops every gro
         started.result()
         phases[name] = ([a - b for a, b in zip(after, counts, strict=True)], ping.stats())
         print(f"t={exp.now():5.1f}  {name} phase done")
+    exp.end_phase(at=exp.time(start + 3 * P))
 
     web.stop()
     captured = capture.stop(target=router).outcomes[router].result

@@ -6,7 +6,9 @@ experiment script examples/ddos_web.py through the controller with `seer
 run`: background web traffic, pings, a short bounded UDP flood from spoofed
 sources against the server, a capture on the bottleneck.  It prints the
 victim's request success rate and RTTs before, during and after the flood,
-a per-node summary, and tears everything down -- also on Ctrl-C.
+a per-node summary, and tears everything down -- also on Ctrl-C.  Its
+last line is where the run's report is: the plots `seer run` drew of the
+run's record, the flood's phase shaded on the bottleneck's.
 
 Each run brings up a testbed of its own, ``demo-<pid>``: on a shared
 machine another user's demo (or any other testbed) is never taken down.
@@ -98,8 +100,13 @@ def testbed_demo(phase: str) -> int:
             print(f"the capture stays in {pcaps[0]}")
         if (results / "stats.csv").exists():
             print(f"the run record stays in {results}: stats.csv (every second's rates per "
-                  "link, node and agent group) and commands.csv (every command, its outcomes)")
+                  "link, node and agent group), commands.csv (every command, its outcomes) "
+                  "and phases.csv (before, during, after)")
         print(f"demo took {time.monotonic() - started:.0f} s")
+        report = results / "report" / "index.html"
+        if report.exists():  # seer run drew it when the results came back
+            print(f"the report (plots of every link and agent group, the phases shaded): "
+                  f"{report}")
 
 
 def _down(name: str) -> None:

@@ -58,16 +58,20 @@ def _scaled(series: Series, factor: float) -> list[float]:
     return [v / factor for v in series.values]
 
 
-def shade_phases(ax: Axes, phases: Iterable[Phase], *, labels: bool = True) -> None:
-    """Shade each phase behind the data; name it at the top of the panel."""
+def shade_phases(ax: Axes, phases: Iterable[Phase], *, labels: bool = True,
+                 panel: int = 0) -> None:
+    """Shade each phase behind the data; name it at the top of the panel.
+    The shading's SVG ids (``phase-shade-PANEL-I``, ``phase-label-I``) let
+    a reader of the SVG find each phase's parts."""
     top = blended_transform_factory(ax.transData, ax.transAxes)
     for i, phase in enumerate(phases):
-        ax.axvspan(phase.start, phase.end, color=PHASE_COLOURS[i % len(PHASE_COLOURS)],
-                   zorder=0, linewidth=0)
+        span = ax.axvspan(phase.start, phase.end, color=PHASE_COLOURS[i % len(PHASE_COLOURS)],
+                          zorder=0, linewidth=0)
+        span.set_gid(f"phase-shade-{panel}-{i}")
         if labels:
             name = phase.name + (" (not ended)" if phase.open else "")
             ax.text((phase.start + phase.end) / 2, 0.97, name, transform=top, ha="center",
-                    va="top", fontsize=8.5, color="#333333", zorder=5,
+                    va="top", fontsize=8.5, color="#333333", zorder=5, gid=f"phase-label-{i}",
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.7,
                           "linewidth": 0})
 
@@ -85,7 +89,7 @@ def mark_phases(ax: Axes, phases: Iterable[Phase], colour: str, *, labels: bool)
 
 def _phases(axes: list[Axes], runs: list[RunRecord]) -> None:
     for i, ax in enumerate(axes):
-        shade_phases(ax, runs[0].phases, labels=i == 0)
+        shade_phases(ax, runs[0].phases, labels=i == 0, panel=i)
         if len(runs) > 1:
             mark_phases(ax, runs[1].phases, RUN_STYLES[1][0], labels=i == len(axes) - 1)
 
@@ -155,6 +159,11 @@ def link_figure(runs: list[RunRecord], link: str) -> Figure:
         rate_ax.set_ylabel(f"rate ({unit})")
         drop_ax.set_ylabel("drops (packets/s)")
         _finish([rate_ax, drop_ax], runs)
+        if not any((s := r.get("links", link, "drops_ps")) and s.peak() > 0 for r in runs):
+            # Said, not left to an axis of 0 to 0.05 that reads like a scale.
+            drop_ax.set_ylim(0, 1)
+            drop_ax.text(0.5, 0.5, "no drops", transform=drop_ax.transAxes, ha="center",
+                         va="center", color="#555555", zorder=5)
         _legend(fig)
     return fig
 
@@ -187,9 +196,9 @@ def group_figure(runs: list[RunRecord], group: str) -> Figure:
 def overview_figure(runs: list[RunRecord], links: list[str]) -> Figure:
     """Every link that carried traffic, together: rates above, drops below."""
     with matplotlib.rc_context(STYLE):
-        title = "links: rate and drops" + (
+        title = "links that carried traffic: rate and drops" + (
             f" -- {runs[0].label} (solid) vs {runs[1].label} (dashed)" if len(runs) > 1
-            else f" -- {runs[0].label}")
+            else "")
         fig, (rate_ax, drop_ax) = _new_figure(2, title)
         peak = max((s.peak() for r in runs for n in links if (s := r.get("links", n, "bps"))),
                    default=0.0)
@@ -202,6 +211,11 @@ def overview_figure(runs: list[RunRecord], links: list[str]) -> Figure:
                 label = link if i == 0 else None
                 _line(rate_ax, run.get("links", link, "bps"), factor, label, colour, style)
                 _line(drop_ax, run.get("links", link, "drops_ps"), 1.0, label, colour, style)
+                capacity = run.get("links", link, "capacity_bps")
+                if i == 0 and capacity is not None and capacity.peak() > 0:
+                    rate_ax.plot(capacity.times, _scaled(capacity, factor), color=colour,
+                                 linestyle=(0, (4, 2)), linewidth=0.9, alpha=0.8, zorder=2,
+                                 label=f"{link} shaped to")
         rate_ax.set_ylabel(f"rate ({unit})")
         drop_ax.set_ylabel("drops (packets/s)")
         _finish([rate_ax, drop_ax], runs)
@@ -223,4 +237,7 @@ def save(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> 
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}
             fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)
             paths.append(path)
+            # The layout is made: the other formats keep it (it was half the
+            # time of a report), and every format has the same.
+            fig.set_layout_engine("none")
     return paths

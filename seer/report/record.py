@@ -28,8 +28,10 @@ COMMANDS_FILE = "commands.csv"
 #: A link whose rate never reached this (bit/s) carried no traffic of the
 #: experiment's: ARP and the like.  It gets no plot; the page lists it.
 IDLE_BPS = 1000.0
-#: At most this many counters on a group's plot (the page has them all).
-MAX_COUNTERS = 4
+#: At most this many counters on a group's plot (the page has them all):
+#: an HTTP group's six (served requests and bytes; its clients' requests,
+#: bytes, seconds, errors) fit, the process bookkeeping after them does not.
+MAX_COUNTERS = 6
 #: Counters of a traffic generator's client processes that count processes,
 #: not traffic: drawn only when a group has nothing else.
 BOOKKEEPING = ("launched", "running", "exited_ok", "exited_error", "killed")
