@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ def test_the_flood_example_prints_success_rates_before_during_and_after(bed, tmp
     assert float(rows["during"].group(6)) > 10 * float(rows["before"].group(6))  # queueing
     assert "flood: asked 8000 packets/s, sent" in out
     assert list(tmp_path.rglob("capture-eth3.pcap"))
+    # Its report (seer run draws it) shades the flood's phase on the bottleneck's plot.
+    bottleneck = ET.parse(tmp_path / "report" / "link-servers.svg")
+    texts = {"".join(e.itertext()).strip()
+             for e in bottleneck.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"link servers: rate and drops", "before", "during", "after"} <= texts
 
 
 def test_the_ping_matrix_example_fills_the_matrix(bed, tmp_path):
