@@ -74,12 +74,18 @@ def test_fuzzed_datagrams_and_garbage_connections_leave_everything_serving(
         hostile.forget(exp, "n29")
     sender = hostile.GroupSender(lab.group, lab.group_port)
     made: Counter = Counter()
+    rng = random.Random(7)
+    pids = [p.pid for p in lab.daemons.values()]
     try:
         weights = dict.fromkeys(hostile.DATAGRAM_KINDS, 1.0)
-        weights["oversized"] = 0.01  # 65 kB each: a few fill a receive queue
-        sent = sender.send(hostile.fuzz_stream(weights, random.Random(7), stolen, stolen.epoch,
-                                               made),
-                           count=3000, rate=1000, seconds=60)
+        del weights["oversized"]  # 65 kB each, three fill a receive queue: sent apart
+        sent = sender.send(hostile.fuzz_stream(weights, rng, stolen, stolen.epoch, made),
+                           count=3000 - 3, rate=1000, seconds=60)
+        for _ in range(3):
+            hostile.wait_read(pids, lab.group_port)
+            sent += sender.send(hostile.fuzz_stream({"oversized": 1}, rng, stolen,
+                                                    stolen.epoch, made),
+                                count=1, rate=1, seconds=5)
     finally:
         sender.close()
     assert sent == 3000
