@@ -36,6 +36,7 @@ TRIO = "[nodes]\na = {}\nb = {}\nc = {}\n[lans.x]\nnodes = ['a', 'b', 'c']\n"
 
 def test_1000_commands_under_20_percent_receive_loss_arrive_in_order_exactly_once(
         tmp_path, certs_dir):
+    """Promises 2 and 3, with the loss on the daemons' receive path."""
     lab = lab_for(tmp_path, certs_dir, 10,
                   common_daemon_args=["--agent-dirs", str(TEST_AGENTS), "--rx-drop", "0.2"])
     with lab:
@@ -62,6 +63,8 @@ def test_1000_commands_under_20_percent_receive_loss_arrive_in_order_exactly_onc
 @pytest.mark.netns
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
 def test_1000_commands_under_20_percent_control_network_loss_on_a_testbed(tmp_path):
+    """Promises 2 and 3, with the loss on a testbed's control network: none
+    lost, duplicated or reordered."""
     (tmp_path / "trio.toml").write_text(TRIO)
     with running_testbed(tmp_path / "testbeds", tmp_path / "trio.toml",
                          f"dl{os.getpid() % 1000}", control_loss=0.2,

@@ -69,6 +69,8 @@ def log_lines(lab, text: str) -> list[str]:
 
 def test_fuzzed_datagrams_and_garbage_connections_leave_everything_serving(
         lab, door, certs_dir, foreign_certs_dir):
+    """Promises 4 and 5: garbage at every door is refused and changes
+    nothing -- no rogue command runs, and both processes still serve."""
     with lab.experiment() as exp:
         stolen = hostile.register_as(lab.address, lab.certs, "n29")
         hostile.forget(exp, "n29")
@@ -140,7 +142,9 @@ def test_fuzzed_datagrams_and_garbage_connections_leave_everything_serving(
 
 
 def test_connections_failing_before_tls_are_counted_and_logged_once_per_thousand(lab, door):
-    """Issue 13, section 2: 1,100 failed connections, at most two log lines."""
+    """Promise 5 as the operator sees it (issue 13, section 2): 1,100
+    connections that fail before TLS are counted, and cost at most two
+    log lines, not 1,100."""
     said = "closed before TLS completed"
     before = counters(lab).get("pre_tls_failures", 0)
     lines_before = len(log_lines(lab, said))
@@ -157,7 +161,8 @@ def test_connections_failing_before_tls_are_counted_and_logged_once_per_thousand
 
 def test_a_node_certificate_trying_experimenter_requests_is_logged_with_its_name(
         lab, certs_dir):
-    """Issue 13, section 2: refused and counted, and now an audit trail."""
+    """Promise 4 (issue 13, section 2): a node may not act as an
+    experimenter -- refused and counted, and now an audit trail naming it."""
     refused_before = counters(lab).get("refused_frames", 0)
     said = "only an experimenter may send"
     lines_before = len(log_lines(lab, said))

@@ -53,6 +53,8 @@ def recorded(bed, node: str) -> list[dict]:
 
 
 def test_a_partition_longer_than_the_retire_window_converges_by_snapshot(bed):
+    """Promise 2: a node too far behind for repairs converges by snapshot,
+    and is told which events it missed."""
     c = bed["client"]
     with Experiment(c["controller"], c["certs"], c["identity"], timeout=60) as exp:
         exp.set("RECORDER", "p", {"label": "before"})

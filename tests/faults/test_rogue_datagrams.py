@@ -66,6 +66,8 @@ def inject(lab, tap: GroupTap, datagrams: list[bytes]) -> None:
 
 
 def test_rogue_datagrams_are_dropped_counted_and_never_dispatched(lab):
+    """Promise 4: a datagram not signed by the controller, or signed and
+    replayed, is never dispatched; every kind is counted on every node."""
     with lab.experiment() as exp:
         stolen = hostile.register_as(lab.address, lab.certs, "n30")  # a compromised node
         hostile.forget(exp, "n30")  # (or every command would wait for it)

@@ -50,6 +50,8 @@ def node_up(lab, node: str) -> bool:
 
 
 def test_controller_killed_and_restarted_continues_serials(lab):
+    """Promise 6: a controller restarted from its checkpoint continues the
+    serial sequence, and the nodes keep what they had."""
     with lab.experiment() as exp:
         exp.agent("RECORDER", "quiet").set(label="before")
         for i in range(5):
@@ -72,6 +74,9 @@ def test_controller_killed_and_restarted_continues_serials(lab):
 
 
 def test_controller_killed_mid_stream_loses_nothing_accepted_and_runs_nothing_twice(lab):
+    """Promises 2, 3 and 6: a controller SIGKILLed with commands in flight
+    loses none it ACCEPTED, names the others, runs none twice, reuses no
+    serial."""
     kill_at = STREAM // 2
     with lab.experiment() as exp:
         exp.set("RECORDER", "stream", {"label": "stream"})
@@ -133,6 +138,8 @@ def test_controller_killed_mid_stream_loses_nothing_accepted_and_runs_nothing_tw
 
 
 def test_a_daemon_killed_mid_stream_comes_back_by_snapshot_and_runs_nothing_twice(lab):
+    """Promises 2 and 3: a daemon SIGKILLed mid-stream catches up by a
+    snapshot, runs nothing twice, and what it missed is reported skipped."""
     victim, down_at, back_at = "n2", 100, 150
     results = []
     with lab.experiment() as exp:
