@@ -77,6 +77,9 @@ class NodeDesk:
             "controller": c.name,
             "heartbeat": {"interval": c.heartbeat.interval, "timeout": c.heartbeat.timeout},
         }
+        report = c.reports.open(name)
+        if report is not None:  # outcomes by UDP, under a key of this node's own
+            welcome["report"] = report
         if info["epoch"] == comm.epoch and info["serial"] <= current:
             record.serial = info["serial"]
             if info["serial"] < current and not comm.window.covers(info["serial"] + 1, current):
@@ -104,8 +107,11 @@ class NodeDesk:
 
     def report(self, sock: FrameSession, msg: Frame) -> None:
         """Acknowledgements, per-message outcomes and agent events from a node."""
+        self.apply_report(sock.state["node"], msg.header)
+
+    def apply_report(self, node: str, msg: dict[str, Any]) -> None:
+        """A REPORT's fields from ``node``, by TLS or by a report datagram."""
         c = self.c
-        node = sock.state["node"]
         record = c.nodes.get(node)
         if record is not None:
             record.last_seen = c.reactor.seconds()

@@ -36,6 +36,7 @@ from backend.controller.nodetable import NodeTable
 from backend.controller.outcomes import OutcomeTracker
 from backend.controller.persistence import Persistence
 from backend.controller.ports import Duty, ListeningPort, LocalSocketFolder
+from backend.controller.reports import ReportReceiver
 from backend.controller.retransmit import RETIRE_AFTER
 from backend.controller.scripts import ScriptRunner
 from backend.controller.sending import RequestSender
@@ -130,6 +131,7 @@ class Controller(service.MultiService):
         self.experimenter = ExperimenterDesk(self)
         self.node_desk = NodeDesk(self)
         self.liveness = Liveness(self, self.heartbeat)
+        self.reports = ReportReceiver(self)
         #: Readings, aggregates, /metrics (no HTTP port unless the settings give one).
         self.stats = StatsService(self, **(stats if stats is not None else {"http": ""}))
         self.comm: CommWrapper | None = None
@@ -218,6 +220,10 @@ class Controller(service.MultiService):
             SessionFactory(self, count=self.count)))
         tls_port.ready.addCallback(self._listening).chainDeferred(self.ready)
         tls_port.setServiceParent(self)
+        # Nodes' outcomes by UDP (backend/controller/reports.py), on the
+        # listener's address, any free port (each WELCOME says which).
+        ListeningPort("reports", lambda: reactor.listenUDP(
+            0, self.reports, interface=self.listen[0])).setServiceParent(self)
         # Scripts run by EXECUTE talk back through a Unix socket only this
         # machine's root can open (mode 0600 in a 0700 folder).
         folder = LocalSocketFolder()
@@ -265,6 +271,7 @@ class Controller(service.MultiService):
             self.scripts.stop_all()
         self.experimenter.stop()
         self.jobs.stop()
+        self.reports.stop()
         for session in list(self.node_sessions.values()) + list(self.client_sessions):
             session.close()
         final = self.checkpoint(final=True)
@@ -312,6 +319,7 @@ class Controller(service.MultiService):
         name = session.state.get("node")
         if name and self.node_sessions.get(name) is session:
             del self.node_sessions[name]
+            self.reports.close(name)
             self.comm.nodeDown(name)
 
     def badInput(self, session: FrameSession, error: WireError) -> None:

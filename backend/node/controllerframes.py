@@ -54,6 +54,7 @@ class ControllerFrames:
             "WELCOME": self._on_welcome,
             "REPAIR": self._on_repair,
             "REFUSED": self._on_refused,
+            "REPORTED": lambda session, frame: self.d.reporter.confirmed(frame.get("seqs")),
             "SNAPSHOT": self._on_snapshot,
             "ERROR": self._on_error,
             "TAIL": self._on_tail,
@@ -87,6 +88,7 @@ class ControllerFrames:
             self.d.serializer.observe(serial)
         self.d.keys = keys
         self.d.link.welcomed(session, _heartbeat_of(frame))
+        self.d.open_report_channel(frame.get("report"))
         self.refusals = 0
         if not self.d.ready.called:
             self.d.ready.callback(self.d)

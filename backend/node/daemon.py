@@ -44,6 +44,7 @@ from backend.node.hostinfo import discover
 from backend.node.link import ControllerLink
 from backend.node.nodefiles import NodeFiles
 from backend.node.pollers import DaemonView, NodePollers
+from backend.node.reportchannel import ReportChannel
 from backend.node.reporter import Reporter
 from backend.node.scheduler import Scheduler
 from backend.node.serializer import Serializer
@@ -134,7 +135,7 @@ class NodeDaemon(service.MultiService):
         self.workers = WorkerSupervisor(reactor, blocking=self._blocking)
         self.dispatcher = Dispatcher(
             self.name, self.registry, self._context_for, self.reporter.outcome, reactor,
-            system={"PUT": (self.files.put, True), "GET": (self.files.get, False)},
+            system={"PUT": (self.files.put, True), "GET": (self._get, False)},
             workers=self.workers, isolate=isolate,
         )
         self.dispatcher.on_run_ended = self.reporter.run_ended
@@ -146,6 +147,7 @@ class NodeDaemon(service.MultiService):
         self._early_bytes = 0
         self._repair_call: Any = None
         self._multicast_port: Any = None
+        self._report_port: Any = None
         self._host_known = False
         #: Fires at the first WELCOME; fails when the controller refused to
         #: register this node REFUSALS_BEFORE_GIVING_UP times (`seer daemon`
@@ -181,7 +183,8 @@ class NodeDaemon(service.MultiService):
         self.frames = ControllerFrames(self)
         self.link = ControllerLink(
             self.reactor, self.controller_address, options, on_frame=self.frames.on_frame,
-            info=self._info, on_lost=lambda: None, count=lambda name: self.counters.update([name]),
+            info=self._info, on_lost=self._link_lost,
+            count=lambda name: self.counters.update([name]),
             retry_initial=retry_initial, retry_max=retry_max, jitter=jitter)
         self.link.setServiceParent(self)
         self.discovery = Discovery(self.reactor, options, self.link.bind)
@@ -217,6 +220,7 @@ class NodeDaemon(service.MultiService):
         d.addBoth(lambda _: super(NodeDaemon, self).stopService())
         if self._multicast_port is not None:
             d.addBoth(lambda _: self._multicast_port.stopListening())
+        d.addBoth(lambda _: self._close_report_channel())
         return d
 
     # -- frames from the controller ------------------------------------------------------
@@ -276,6 +280,32 @@ class NodeDaemon(service.MultiService):
         self.request_repairs()
         if self.serializer.delivered_upto != self.reporter.reported_ack:
             self.reporter.schedule(urgent=False)
+
+    def _get(self, serial: int, message: dict[str, Any]) -> Deferred:
+        # A GET's FILE frames go by TLS and must reach the client before its
+        # outcome: that outcome goes by TLS too, behind them.
+        self.reporter.keep_order(serial)
+        return self.files.get(serial, message)
+
+    def open_report_channel(self, given: Any) -> None:
+        """The WELCOME's report session: outcomes by UDP from the control
+        interface to the controller (backend/node/reportchannel.py)."""
+        self._close_report_channel()
+        channel = ReportChannel.from_welcome(self.link.address[0], given) \
+            if self.link.address is not None else None
+        if channel is not None:
+            self._report_port = self.reactor.listenUDP(0, channel,
+                                                       interface=self.interface_address)
+        self.reporter.use_channel(channel)
+
+    def _close_report_channel(self) -> None:
+        if self._report_port is not None:
+            self._report_port.stopListening()
+            self._report_port = None
+
+    def _link_lost(self) -> None:
+        self._close_report_channel()
+        self.reporter.use_channel(None)
 
     def accept_early(self) -> None:
         """The keys came: verify the datagrams that arrived before them."""

@@ -7,6 +7,14 @@ datagrams costs one frame.  While the controller is unreachable they are
 kept (up to BACKLOG_LIMIT each, oldest dropped and counted) and sent after
 the next WELCOME.  The daemon's counters ride along, throttled (see
 :meth:`Reporter._add_stats`).
+
+A report of nothing but the acknowledgement and outcomes goes by UDP when
+the controller gave this node a report channel (backend/node/reportchannel.py)
+and it fits one datagram: much cheaper than a TLS frame on both ends.  The
+outcomes it carried are kept until a REPORTED frame confirms the datagram;
+those still unconfirmed after RESEND_AFTER go again over TLS, so a lost
+datagram makes an outcome late, never lost.  A channel whose datagrams are
+never confirmed (UDP blocked on the way) is given up for TLS.
 """
 
 from __future__ import annotations
@@ -24,6 +32,13 @@ STATS_REFRESH = 60.0
 ROUTINE_COUNTERS = frozenset({"datagrams", "delivered", "dispatched"})
 #: Outcomes and events kept while the controller is unreachable.
 BACKLOG_LIMIT = 100_000
+#: Seconds a report datagram's outcomes wait for their REPORTED before TLS takes them.
+RESEND_AFTER = 1.5
+#: Resends in a row, with no confirmation at all between them, that make the
+#: node give up its report channel for TLS.
+GIVE_UP_AFTER = 3
+#: What a report datagram may carry; anything else makes it a TLS REPORT.
+DATAGRAM_FIELDS = frozenset({"type", "ack", "outcomes"})
 
 
 class Reporter:
@@ -34,7 +49,8 @@ class Reporter:
         self._link = link
         self._ack = ack
         self._counters = counters
-        #: Where the outcomes and events dropped from a full backlog are counted.
+        #: The daemon's counters: outcomes and events dropped from a full
+        #: backlog, report datagrams sent and sent again.
         self._dropped = dropped
         self._outcomes: list[list[Any]] = []
         self._events: list[dict[str, Any]] = []
@@ -48,6 +64,14 @@ class Reporter:
         self._call: Any = None
         self._holding = False
         self._due = False
+        #: The controller's report channel (None: TLS only).
+        self.channel: Any = None
+        #: seq -> (sent at, outcomes) of report datagrams not yet confirmed.
+        self._unconfirmed: dict[int, tuple[float, list[list[Any]]]] = {}
+        self._resend_call: Any = None
+        self._unanswered_resends = 0
+        #: Serials whose outcomes go by TLS, behind frames sent before them.
+        self._ordered: set[int] = set()
 
     def outcome(self, serial: int, status: str, error: str | None, result: Any,
                 at: float) -> None:
@@ -117,8 +141,80 @@ class Reporter:
         if self._snapshot_done is not None:
             header["snapshot"], self._snapshot_done = self._snapshot_done, None
         self._add_stats(header)
-        self._link.send(header)
+        if not (header.keys() <= DATAGRAM_FIELDS and self._by_datagram(header)):
+            self._link.send(header)
         self.reported_ack = header["ack"]
+
+    # -- report datagrams ---------------------------------------------------------------
+
+    def use_channel(self, channel: Any) -> None:
+        """A new WELCOME: its report channel (or None).  Outcomes of the old
+        session's datagrams not confirmed yet go again, by the new way."""
+        self.channel = channel
+        self._unanswered_resends = 0
+        self._requeue(list(self._unconfirmed))
+
+    def keep_order(self, serial: int) -> None:
+        """``serial``'s outcome must follow the TLS frames sent before it (a
+        GET's files): it goes by TLS."""
+        self._ordered.add(serial)
+
+    def _by_datagram(self, header: dict[str, Any]) -> bool:
+        """Send ``header`` as a report datagram; False if it must go by TLS."""
+        if self.channel is None:
+            return False
+        if self._ordered and any(o[0] in self._ordered for o in header.get("outcomes", ())):
+            self._ordered.difference_update(o[0] for o in header["outcomes"])
+            return False
+        body = {"ack": header["ack"]}
+        if "outcomes" in header:
+            body["outcomes"] = header["outcomes"]
+        seq = self.channel.send(body)
+        if seq is None:
+            return False
+        self._dropped["report_datagrams"] += 1
+        if "outcomes" in header:
+            self._unconfirmed[seq] = (self.clock.seconds(), header["outcomes"])
+            if self._resend_call is None or not self._resend_call.active():
+                self._resend_call = self.clock.callLater(RESEND_AFTER, self._resend)
+        return True
+
+    def confirmed(self, seqs: Any) -> None:
+        """A REPORTED frame: the controller has these datagrams."""
+        if not isinstance(seqs, list):
+            return
+        for seq in seqs:
+            if self._unconfirmed.pop(seq, None) is not None:
+                self._unanswered_resends = 0
+
+    def _resend(self) -> None:
+        """Outcomes of datagrams unconfirmed for RESEND_AFTER: again, by TLS."""
+        self._resend_call = None
+        now = self.clock.seconds()
+        late = [seq for seq, (sent, _) in self._unconfirmed.items() if now - sent >= RESEND_AFTER]
+        if late:
+            self._dropped["report_datagrams_resent"] += len(late)
+            self._unanswered_resends += 1
+            if self._unanswered_resends >= GIVE_UP_AFTER and self.channel is not None:
+                self.channel = None
+                self._dropped["report_channel_given_up"] += 1
+            self._requeue(late, by_tls=True)
+        if self._unconfirmed:
+            self._resend_call = self.clock.callLater(RESEND_AFTER, self._resend)
+
+    def _requeue(self, seqs: list[int], by_tls: bool = False) -> None:
+        outcomes = [o for seq in sorted(seqs) for o in self._unconfirmed.pop(seq)[1]]
+        if not outcomes:
+            return
+        self._outcomes = outcomes + self._outcomes
+        if by_tls and self._link.session is not None:
+            channel, self.channel = self.channel, None
+            try:
+                self.flush()
+            finally:
+                self.channel = channel
+        else:
+            self.schedule(urgent=True)
 
     def _add_stats(self, header: dict[str, Any]) -> None:
         """Counters ride along at most once per STATS_INTERVAL when something
@@ -145,6 +241,6 @@ class Reporter:
     def stop(self) -> None:
         """Daemon shutdown: send what is queued, cancel the timers."""
         self.flush()
-        for call in (self._call, self._stats_call):
+        for call in (self._call, self._stats_call, self._resend_call):
             if call is not None and call.active():
                 call.cancel()

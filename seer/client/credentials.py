@@ -80,8 +80,9 @@ def _no_testbed_to_talk_to(named: str | None, certs: str | Path | None) -> None:
         raise ControllerUnreachable(
             f"several testbeds run here ({', '.join(running)}): choose one with "
             f"SEER_TESTBED=NAME or --testbed NAME")
-    folder = CertDirectory(certs or os.environ.get("SEER_CERTS") or DEFAULT_CERTS)
-    if not folder.experimenters():
+    if certs or os.environ.get("SEER_CERTS"):
+        return  # certificates named: a controller on the defaults is meant (their error says)
+    if not CertDirectory(DEFAULT_CERTS).experimenters():
         raise ControllerUnreachable(
             "no testbed is running and no controller was named: start a testbed with "
             "`seer testbed up examples/topologies/demo.toml`, or point at a controller with "

@@ -64,6 +64,9 @@ class FakeMulticastPort:
             self.listening = False
             self.protocol.doStop()
 
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", self.interface or "127.0.0.1", self.port)
+
     def take(self) -> list[bytes]:
         """The datagrams written since the last take."""
         out = [d for d, _ in self.written]
@@ -77,12 +80,20 @@ class FakeReactor(MemoryReactorClock):
     def __init__(self) -> None:
         super().__init__()
         self.multicast: list[FakeMulticastPort] = []
+        #: Plain UDP ports (the controller's report port, a node's report sender).
+        self.udp: list[FakeMulticastPort] = []
         self._answered_tcp = 0
 
     def listenMulticast(self, port: int, protocol: Any, interface: str = "",
                         maxPacketSize: int = 8192, listenMultiple: bool = False) -> FakeMulticastPort:
         fake = FakeMulticastPort(port, protocol, interface)
         self.multicast.append(fake)
+        return fake
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",
+                  maxPacketSize: int = 8192) -> FakeMulticastPort:
+        fake = FakeMulticastPort(port, protocol, interface)
+        self.udp.append(fake)
         return fake
 
     def answer_tcp(self, accept: bool) -> int:
