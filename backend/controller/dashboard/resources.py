@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
-from twisted.web.resource import ForbiddenResource, NoResource, Resource
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.static import File
 
@@ -46,14 +46,27 @@ def _secure(request: Any) -> None:
     request.setHeader(b"x-frame-options", b"DENY")
 
 
-class Forbidden(ForbiddenResource):
-    def __init__(self) -> None:
-        super().__init__("This SEER dashboard needs its token: open the URL that "
-                         "`seer dashboard` (or `seer status --json`, \"dashboard\") prints.")
+class Refusal(Resource):
+    """An answer that refuses, in plain text: 403 without the token, 405 for a change."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__()
+        self.code = code
+        self.text = text.encode()
 
     def render(self, request: Any) -> bytes:
         _secure(request)
-        return super().render(request)
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return self.text
+
+
+def Forbidden() -> Refusal:
+    return Refusal(403, "This SEER dashboard needs its token: open the URL that `seer "
+                        "dashboard` (or `seer status --json`, \"dashboard\") prints.\n")
 
 
 class StaticFiles(File):
@@ -163,7 +176,7 @@ class DashboardRoot(Resource):
             self.refused += 1
             return Forbidden()
         if request.method not in (b"GET", b"HEAD"):
-            return NoResource("the dashboard is read-only")
+            return Refusal(405, "The dashboard is read-only: it answers GET only.\n")
         if path == b"":
             return self.page
         return super().getChildWithDefault(path, request)
