@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -164,6 +165,9 @@ def measure(count: int, seconds: float, screenshot: str | None) -> dict[str, Any
                              stdout=subprocess.PIPE, stderr=open(folder / "serve.log", "wb"),
                              text=True)
     try:
+        ready, _, _ = select.select([child.stdout], [], [], 60)  # bounded: it may not start
+        if not ready:
+            raise RuntimeError(f"the simulated star did not start: see {folder}/serve.log")
         url = json.loads(child.stdout.readline())["url"]
         with chromium() as driver:
             driver.get(url)

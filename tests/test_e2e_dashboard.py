@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -218,3 +219,20 @@ def test_a_node_whose_daemon_is_stopped_turns_unreachable_or_down_within_10_s(dr
     finally:
         control.request(folder, "restart", "client3", timeout=30)
     wait(driver, 60, lambda d: node_state(d, "client3") == "up", "client3 did not come back")
+
+
+def test_a_node_whose_daemon_is_frozen_turns_unreachable_within_10_s(driver, bed):
+    # SIGSTOP: the daemon's connection stays open but says nothing (a hung
+    # node, or a partition); the heartbeat timeout makes it unreachable.
+    folder = bed["folder"]
+    pid = control.request(folder, "status", timeout=10)["processes"]["client2"]["pid"]
+    os.kill(pid, signal.SIGSTOP)  # the testbed's own daemon, by the PID its supervisor gave
+    frozen = time.monotonic()
+    try:
+        wait(driver, 10, lambda d: node_state(d, "client2") in ("unreachable", "down"),
+             "client2 did not turn unreachable within 10 s")
+        assert time.monotonic() - frozen <= 10.5
+        assert node_state(driver, "client2") == "unreachable"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait(driver, 60, lambda d: node_state(d, "client2") == "up", "client2 did not come back")

@@ -3,6 +3,7 @@
 // window.seer exposes the views (for a person at the console, and for the
 // browser tests, which read the graph's elements and the paint times).
 
+import "./frames.js";  // first: the graph's render loop runs slower while the page is idle
 import {Connection} from "./connection.js";
 import {EventLog} from "./eventlog.js";
 import {GraphView} from "./graph.js";
