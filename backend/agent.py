@@ -206,7 +206,7 @@ class Agent(AgentProcesses, TrafficGenerator):
             return self._default(key)
         if node in table:
             return table[node]
-        return table.get("*", self._default(key))
+        return table["*"] if "*" in table else self._default(key)
 
     def getNodeTable(self, key: str) -> dict[str, Any]:
         """Every node's value for ``key``, '*' included."""
@@ -216,10 +216,18 @@ class Agent(AgentProcesses, TrafficGenerator):
         return dict(table)
 
     def _default(self, key: str) -> Any:
-        var = self.declared_variables().get(key)
-        if var is None:
-            raise KeyError(f"{self.AGENT_TYPE} has no variable {key!r}")
-        return None if var.default is None else var.convert(var.default)
+        # Converted once per class (read on every command: NODES, for one);
+        # a list or table is copied, so a caller that changes it changes no other.
+        defaults = type(self).__dict__.get("_defaults_cache")
+        if defaults is None:
+            defaults = type(self)._defaults_cache = {}
+        if key not in defaults:
+            var = self.declared_variables().get(key)
+            if var is None:
+                raise KeyError(f"{self.AGENT_TYPE} has no variable {key!r}")
+            defaults[key] = None if var.default is None else var.convert(var.default)
+        value = defaults[key]
+        return value.copy() if isinstance(value, (list, dict)) else value
 
     # -- counters -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ class ReportChannel(DatagramProtocol):
         self.key = key
         self.seq = 0
         self.sent = 0
+        self._to = self.address
 
     @classmethod
     def from_welcome(cls, controller_host: str, given: Any) -> ReportChannel | None:
@@ -39,6 +40,14 @@ class ReportChannel(DatagramProtocol):
             return None
         return cls(controller_host, port, session, key)
 
+    def startProtocol(self) -> None:
+        # Connected: the kernel keeps the route, and a write checks no address.
+        try:
+            self.transport.connect(*self.address)
+            self._to: tuple[str, int] | None = None
+        except ValueError:  # a host name, not an address: give it to every write
+            self._to = self.address
+
     def send(self, body: dict[str, Any]) -> int | None:
         """Send ``body`` as the next report datagram; its seq, or None if it
         does not fit in one (or the socket refused it): send it by TLS."""
@@ -46,8 +55,8 @@ class ReportChannel(DatagramProtocol):
         if data is None or self.transport is None:
             return None
         try:
-            self.transport.write(data, self.address)
-        except OSError as e:  # no route, a full buffer: TLS will carry it
+            self.transport.write(data, self._to) if self._to else self.transport.write(data)
+        except OSError as e:  # no route, a full buffer, refused: TLS will carry it
             log.warn("report datagram to {addr} not sent ({error}); using TLS",
                      addr=self.address, error=str(e))
             return None

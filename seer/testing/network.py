@@ -33,6 +33,7 @@ class FakeMulticastPort:
         self.protocol = protocol
         self.interface = interface
         self.written: list[tuple[bytes, tuple[str, int]]] = []
+        self.connected: tuple[str, int] | None = None
         self.groups: list[tuple[str, str]] = []
         self.ttl: int | None = None
         self.outgoing_interface: str | None = None
@@ -42,8 +43,11 @@ class FakeMulticastPort:
         protocol.transport = self
         protocol.doStart()
 
-    def write(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.written.append((data, addr))
+    def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
+        self.written.append((data, addr or self.connected))
+
+    def connect(self, host: str, port: int) -> None:
+        self.connected = (host, port)
 
     def setTTL(self, ttl: int) -> None:
         self.ttl = ttl
