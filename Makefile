@@ -1,12 +1,13 @@
 # SEER -- every target sets itself up on a fresh Debian machine (Python 3.11).
 #   make demo    controller + daemons on 127.0.0.1, one command, per-node outcomes
 #   make test    the whole test suite
+#   make dashboard-screenshot   docs/img/dashboard.png from the demo testbed (root, chromium)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup system-packages clean
+.PHONY: demo test bench setup system-packages clean dashboard-screenshot
 
 $(STAMP): setup.cfg pyproject.toml
 	@scripts/setup-machine
@@ -24,6 +25,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+dashboard-screenshot: $(STAMP)
+	$(PY) scripts/dashboard-screenshot docs/img/dashboard.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

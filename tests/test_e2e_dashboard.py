@@ -126,6 +126,17 @@ def test_without_its_token_the_page_is_403(url, query):
     assert refused.value.code == 403
 
 
+def test_seer_dashboard_prints_the_url_the_host_shell_reaches(bed, url):
+    printed = subprocess.run([sys.executable, "-m", "seer", "dashboard", "--no-browser"],
+                             env=dict(os.environ, SEER_TESTBED=bed["name"]),
+                             capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == url
+    assert url.startswith(bed["metrics"].rsplit("/", 1)[0])  # the relay's port in the host
+    with urllib.request.urlopen(url, timeout=10) as page:
+        assert page.status == 200 and b"SEER dashboard" in page.read()
+
+
 def test_the_graph_has_every_node_and_link_of_the_demo_by_name(driver):
     names = driver.execute_script(
         "const cy = window.seer.graph.cy; return [cy.nodes('.host').map(n => n.data('name')),"
