@@ -20,6 +20,7 @@ import secrets
 from typing import Any
 
 from twisted.application import service
+from twisted.logger import Logger
 
 from backend.controller.dashboard import details, topology
 from backend.controller.dashboard.events import EventStream
@@ -28,6 +29,8 @@ from backend.controller.dashboard.resources import DashboardRoot, query
 from backend.controller.dashboard.runlog import RunLog
 from backend.controller.dashboard.tails import Tails
 from backend.controller.ports import Duty
+
+log = Logger()
 
 #: Seconds between ticks when no aggregate comes sooner.
 TICK = 1.0
@@ -86,6 +89,8 @@ class Dashboard(service.MultiService):
         if self.c.scripts is not None and self.runs not in self.c.scripts.listeners:
             self.c.scripts.listeners.append(self.runs)
         super().startService()
+        if self.url:  # the port listens by now; the log is the operator's, as Jupyter's is
+            log.info("dashboard: {url}", url=self.url)
 
     def stopService(self) -> Any:
         self.events.close_all()
