@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from seer.client import ControllerUnreachable
 from seer.client.credentials import (
     DEFAULT_CERTS,
     DEFAULT_CONTROLLER,
@@ -21,6 +22,7 @@ TESTBED_CLIENT = {"controller": "198.18.0.1:7700", "certs": "/tb/certs", "identi
 
 @pytest.fixture
 def testbeds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./certs here, whatever the checkout has
     monkeypatch.setenv("SEER_TESTBED_DIR", str(tmp_path / "testbeds"))
     for name in ("SEER_TESTBED", "SEER_CONTROLLER", "SEER_CERTS", "SEER_IDENTITY"):
         monkeypatch.delenv(name, raising=False)
@@ -31,7 +33,15 @@ def testbeds(tmp_path, monkeypatch):
     return up
 
 
-def test_nothing_given_takes_the_defaults(testbeds):
+def test_certificates_without_a_controller_mean_the_default_controller(testbeds):
+    assert resolve(certs="mine") == Credentials(DEFAULT_CONTROLLER, "mine", None)
+
+
+def test_nothing_given_and_no_testbed_says_what_to_do(testbeds, tmp_path):
+    with pytest.raises(ControllerUnreachable, match="no testbed is running and no controller"):
+        resolve()
+    (tmp_path / DEFAULT_CERTS / "experimenters").mkdir(parents=True)
+    (tmp_path / DEFAULT_CERTS / "experimenters" / "me.pem").write_text("")
     assert resolve() == Credentials(DEFAULT_CONTROLLER, DEFAULT_CERTS, None)
 
 
@@ -58,14 +68,17 @@ def test_arguments_come_first(testbeds, monkeypatch):
 def test_two_running_testbeds_need_a_name(testbeds, monkeypatch):
     testbeds("a", TESTBED_CLIENT)
     testbeds("b", dict(TESTBED_CLIENT, controller="198.18.0.2:7700"))
-    assert resolve().controller == DEFAULT_CONTROLLER
+    with pytest.raises(ControllerUnreachable, match=r"several testbeds run here \(a, b\)"):
+        resolve()
     monkeypatch.setenv("SEER_TESTBED", "b")
     assert resolve().controller == "198.18.0.2:7700"
 
 
 def test_a_testbed_that_is_down_is_not_used(testbeds):
     testbeds("demo", TESTBED_CLIENT, is_up=False)
-    assert resolve().controller == DEFAULT_CONTROLLER
+    assert resolve(certs="mine").controller == DEFAULT_CONTROLLER
+    with pytest.raises(ControllerUnreachable, match="no testbed is running"):
+        resolve()
 
 
 def test_the_only_experimenter_is_the_identity(certs_dir, tmp_path):
