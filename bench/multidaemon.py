@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from twisted.application import service
+    from backend.net.reactor import install
+
+    install()  # as seer daemon runs
     from twisted.internet import reactor
     from twisted.logger import (
         FilteringLogObserver,

@@ -23,6 +23,9 @@ def run_service(build: Callable[[Any], Any], what: str) -> int:
     exits 2; one that fails while starting, or whose ``ready`` Deferred
     fails, exits 1 -- each with one line saying why.
     """
+    from backend.net.reactor import install
+
+    install()  # epoll without a log context per event (backend/net/reactor.py)
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
