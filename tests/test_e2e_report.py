@@ -115,9 +115,9 @@ def test_a_run_comes_back_with_a_plot_per_link_that_carried_traffic_and_its_phas
     # there, and not in the idle phase before it.
     sending = record.phases[1]
     rate = record.get("links", "wire", "bps")
-    assert max(v for t, v in zip(rate.times, rate.values)
+    assert max(v for t, v in zip(rate.times, rate.values, strict=True)
                if sending.start <= t <= sending.end + 1.5) > 1e6
-    before = [v for t, v in zip(rate.times, rate.values) if t < sending.start]
+    before = [v for t, v in zip(rate.times, rate.values, strict=True) if t < sending.start]
     assert before and max(before) < 1e6
 
     parser = Links()

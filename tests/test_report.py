@@ -109,6 +109,17 @@ def test_a_record_is_read_on_the_runs_own_clock(tmp_path):
                                     "unconfirmed": 0}
 
 
+def test_rows_out_of_order_are_read_in_time_order(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "stats.csv").write_text(  # two records pasted together, the later first
+        "time,elapsed,kind,name,field,value\n"
+        f"{T0 + 3},3,links,lan1,bps,30\n{T0 + 1},1,links,lan1,bps,10\n"
+        f"{T0 + 2},2,links,lan1,bps,20\n")
+    series = load(results).get("links", "lan1", "bps")
+    assert (series.times, series.values) == ([1.0, 2.0, 3.0], [10.0, 20.0, 30.0])
+
+
 def test_a_link_below_the_idle_rate_carried_no_traffic(tmp_path):
     run = load(write_record(tmp_path / "results"))
     assert run.links() == ["lan1", "lan2", "servers"]
@@ -222,7 +233,7 @@ def test_compare_overlays_two_runs_on_each_plot(tmp_path):
 def test_two_runs_of_one_name_are_told_apart(tmp_path):
     first = write_record(tmp_path / "one" / "x" / "results")
     second = write_record(tmp_path / "two" / "x" / "results")
-    report = make_comparison(first, second, tmp_path / "out")
+    make_comparison(first, second, tmp_path / "out")
     assert "link lan1: rate and drops -- x (1) vs x (2)" in svg_texts(
         tmp_path / "out" / "link-lan1.svg")
 

@@ -128,7 +128,7 @@ def _legend(fig: Figure, axes: list[Axes] | None = None) -> None:
     phase's name or the data, wherever it went."""
     handles, labels = [], []
     for ax in axes if axes is not None else fig.axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
@@ -175,7 +175,7 @@ def group_figure(runs: list[RunRecord], group: str) -> Figure:
         title = f"agent group {group}" + (
             f" -- {runs[0].label} vs {runs[1].label}" if len(runs) > 1 else "")
         fig, axes = _new_figure(max(1, len(counters)), title)
-        for ax, counter in zip(axes, counters):
+        for ax, counter in zip(axes, counters, strict=False):
             totals = []
             for i, run in enumerate(runs):
                 colour, style = RUN_STYLES[i]

@@ -251,8 +251,9 @@ def load(path: str | Path, label: str | None = None) -> RunRecord:
         s.times.append(t)
         s.values.append(value)
     for s in series.values():  # rows come in interval order; a merged file may not
-        if any(b < a for a, b in zip(s.times, s.times[1:])):
-            s.times, s.values = map(list, zip(*sorted(zip(s.times, s.values))))
+        if any(b < a for a, b in zip(s.times, s.times[1:], strict=False)):
+            pairs = sorted(zip(s.times, s.values, strict=True))
+            s.times, s.values = [t for t, _ in pairs], [v for _, v in pairs]
 
     commands = [Command(
         elapsed=round(_number(r["time"], started) - started, 3), serial=r["serial"],
