@@ -11,10 +11,10 @@ nodes are those a client may wait for.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from backend.controller.statemodel import clock_text
 from seer.protocol.targets import check_node_name
 from seer.protocol.vartypes import Var
 from seer.protocol.wire import dumps
@@ -111,7 +111,7 @@ class NodeRecord:
         if self.restored:
             return "not reconnected since the controller restarted"
         if self.unreachable_since is not None and not self.up:
-            return f"unreachable since {_clock(self.unreachable_since)} (its link went silent)"
+            return f"unreachable since {clock_text(self.unreachable_since)} (its link went silent)"
         if not self.up:
             return "node is down (its connection to the controller is closed)"
         return "no outcome within the timeout"
@@ -119,11 +119,6 @@ class NodeRecord:
     def lag(self, current_serial: int) -> int | None:
         """Serials sent that this node has not acknowledged (None: never registered)."""
         return max(0, current_serial - self.serial) if self.registered else None
-
-
-def _clock(t: float) -> str:
-    """A time as people read it in logs (UTC, milliseconds)."""
-    return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d} UTC"
 
 
 def _good_interface(item: Any) -> bool:

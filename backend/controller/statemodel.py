@@ -27,6 +27,7 @@ got to report it.  A snapshot never resumes either.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,11 @@ def _node_value(value: Any, node: str) -> Any:
     if isinstance(value, dict):
         return value.get(node, value.get("*"))
     return value
+
+
+def clock_text(t: float) -> str:
+    """A time as people read it in logs and `seer nodes` (UTC, milliseconds)."""
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d} UTC"
 
 
 def _seconds(value: Any) -> float:
@@ -169,13 +175,13 @@ class StateModel:
             return state, None
         ended = model.ended.get(node)
         if ended is not None and ended[0] >= run.serial:
-            return "finished", f"its run ended on this node at {ended[1]:.3f} ({ended[2]})"
+            return "finished", f"its run ended on this node at {clock_text(ended[1])} ({ended[2]})"
         duration = _seconds(_node_value(values.get("duration"), node))
         if duration:
             end = run.at + duration + _seconds(_node_value(values.get("warmup"), node))
             if now >= end:
-                return "finished", (f"its run was over by {end:.3f} "
-                                    f"(duration {duration:g} s from {run.at:.3f})")
+                return "finished", (f"its run was over by {clock_text(end)} "
+                                    f"(duration {duration:g} s from {clock_text(run.at)})")
         return state, None
 
     def snapshot_for(self, node: str, now: float) -> dict[str, Any]:

@@ -73,7 +73,8 @@ class WebService(ListeningPort):
         self.root.putChild(b"metrics", self.metrics)
         self.host = host
         self.public_url = public_url.rstrip("/")
-        site = QuietSite(self.root)
+        # The Site's request timeouts run on the injected reactor too.
+        site = QuietSite(self.root, reactor=reactor)
         site.displayTracebacks = False
         site.noisy = False
         super().__init__("http", lambda: reactor.listenTCP(port, site, interface=host))
