@@ -74,7 +74,7 @@ def planned(runs: list[RunRecord]) -> list[tuple[str, str, str]]:
     return out
 
 
-def figure(runs: list[RunRecord], key: str):
+def figure(runs: list[RunRecord], key: str) -> plots.Figure:
     """The figure of the plot ``key`` for these runs."""
     if key == "overview":
         links = list(dict.fromkeys(n for r in runs for n in r.carried_links()))

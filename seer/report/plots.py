@@ -112,8 +112,8 @@ def _finish(axes: list[Axes], runs: list[RunRecord]) -> None:
     _phases(axes, runs)
 
 
-def _line(ax: Axes, series: Series | None, factor: float, label: str, colour: str,
-          style: str = "-") -> None:
+def _line(ax: Axes, series: Series | None, factor: float, label: str | None, colour: str,
+          style: str | tuple = "-") -> None:
     if series is not None and series.times:
         ax.plot(series.times, _scaled(series, factor), label=label, color=colour,
                 linestyle=style, linewidth=1.4, zorder=3)
