@@ -140,3 +140,26 @@ def test_a_nested_result_renders_as_readable_rows_not_cut_json():
     assert "counters: replies=5" in text
     assert "targets.server1: target=server1 sent=5 received=5 loss=0.0 rtt_min=0.05 " \
            "rtt_avg=0.07 rtt_max=0.1" in text
+
+
+@pytest.mark.parametrize("after", [["--controller", "127.0.0.1:9"], ["--cont=127.0.0.1:9"],
+                                   ["one", "--results", "r"], ["-q"], ["--json"]])
+def test_seer_options_after_the_script_are_refused_with_the_way_to_write_them(
+        empty, tmp_path, after):
+    script = tmp_path / "exp.py"
+    script.write_text("print('ran')\n")
+    done = seer("run", str(script), *after, env=empty, cwd=tmp_path)
+    assert done.returncode == 2, done
+    assert "after the script" in done.stderr
+    assert f"seer run {script} -- " in done.stderr and "before the script" in done.stderr
+    assert "ran" not in done.stdout
+
+
+def test_after_double_dash_they_are_the_scripts_own(empty, tmp_path, certs_dir):
+    """`--` says so: seer run goes on to the controller (unreachable here: exit 3)."""
+    script = tmp_path / "exp.py"
+    script.write_text("print('ran')\n")
+    for after in (["--", "--results", "r"], ["one", "--two"], ["--help"], ["a", "--", "-q"]):
+        done = seer("run", "--controller", "127.0.0.1:9", "--certs", str(certs_dir),
+                    "--identity", "alice", str(script), *after, env=empty, cwd=tmp_path)
+        assert done.returncode == 3, (after, done.stderr)

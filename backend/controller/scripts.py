@@ -140,7 +140,10 @@ class ScriptRunner:
                    SEER_RUN=run.id, SEER_EXPERIMENT_START=repr(run.started_at),
                    SEER_IDENTITY=run.experimenter, PYTHONUNBUFFERED="1")
         env.pop("SEER_CERTS", None)
-        argv = in_own_session([sys.executable, "-u", str(path), *args])
+        # seer.client.runscript runs it as `python SCRIPT` would, with one line
+        # for a cancel instead of a KeyboardInterrupt traceback.
+        argv = in_own_session([sys.executable, "-u", "-m", "seer.client.runscript", str(path),
+                               *args])
         run.process = self.reactor.spawnProcess(ScriptProcess(self, run), argv[0], argv, env=env,
                                                 path=str(run.folder))
         self.runs[run.id] = run

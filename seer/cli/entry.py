@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    # As typed: `seer run` tells `SCRIPT -- ARGS` from `SCRIPT ARGS` by it
+    # (argparse drops the `--`).
+    args.command_line = list(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a script on the controller; its output here, live; its results/ too."""
     from seer.client import Connection
 
+    check_script_arguments(args)
     try:
         content = Path(args.script).read_bytes()
     except OSError as e:
@@ -58,6 +59,46 @@ def _follow(connection: Any, request_id: Any, run: RunView) -> int:
             print("\nseer run: stopping the script (Ctrl-C again to leave at once)...",
                   file=sys.stderr)
             connection.send({"type": "CANCEL", "run": run.run_id})
+
+
+def check_script_arguments(args: argparse.Namespace) -> None:
+    """Refuse seer's own options after SCRIPT unless `--` says they are the
+    script's: `seer run SCRIPT --controller X` once ran SCRIPT on whichever
+    testbed was up, handing it `--controller X`."""
+    typed = getattr(args, "command_line", None)
+    if typed is None:
+        return
+    tail = len(args.args)
+    before = typed[:len(typed) - tail]
+    if before[-2:] == [args.script, "--"]:
+        return
+    ambiguous = args.args[:args.args.index("--")] if "--" in args.args else args.args
+    for word in ambiguous:
+        option = seer_option(word, args.run_options)
+        if option is not None:
+            named = word if word.split("=", 1)[0] == option else f"{word} ({option})"
+            raise UsageError(
+                f"{named} after the script would be the script's argument, not seer run's "
+                f"option: put seer's options before the script (seer run {option} ... "
+                f"{args.script}), or `--` before the script's own (seer run {args.script} "
+                f"-- {word} ...)")
+
+
+def seer_option(word: str, options: frozenset[str]) -> str | None:
+    """The seer run option ``word`` names (as argparse would read it), if any."""
+    if not word.startswith("-") or word in ("-h", "--help"):
+        return None
+    name = word.split("=", 1)[0]
+    if name in options:
+        return name
+    if name.startswith("--") and len(name) > 2:
+        # argparse takes unambiguous abbreviations (--cont for --controller).
+        matches = [o for o in options if o.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+    if len(name) > 2 and not name.startswith("--") and name[:2] in options:
+        return name[:2]  # -qfoo: the short flag and its value
+    return None
 
 
 #: Seconds a run's report may take (a long run's record is a few MB of CSV).
@@ -150,7 +191,9 @@ def define(name: str, p: argparse.ArgumentParser) -> None:
     p.description = ("Upload SCRIPT and run it on the controller as a Python process of its "
                      "own, with your identity; its output comes here live, its exit code is "
                      "this command's, and the files it leaves in results/ come back into "
-                     "--results. Ctrl-C stops the script and the agent groups it started.")
+                     "--results. Ctrl-C stops the script and the agent groups it started. "
+                     "seer's options go before SCRIPT; after it, put `--` before arguments "
+                     "that look like seer run's own (seer run exp.py -- --results x).")
     p.set_defaults(func=cmd_run)
     p.add_argument("script", help="the experiment script (Python)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -159,3 +202,6 @@ def define(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true",
                    help="do not draw the run's report (`seer report RESULTS` draws it later)")
     client_flags(p)
+    # --help after the script is the script's own: scripts have options too.
+    p.set_defaults(run_options=frozenset(o for o in p._option_string_actions
+                                         if o not in ("-h", "--help")))
