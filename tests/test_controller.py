@@ -199,6 +199,14 @@ def test_wait_replies_when_nodes_register_or_names_the_missing(lab):
     assert not reply.get("ok") and reply.get("never_registered") == ["n9"]
 
 
+def test_wait_for_a_node_outside_the_node_file_is_refused_at_once_with_the_nearest(lab):
+    alice = lab.client()
+    lab.request(alice, {"type": "WAIT", "id": 3, "nodes": ["n1", "nn2"], "timeout": 10})
+    error = alice.of_type("ERROR")[0].get("error")
+    assert "no such node: 'nn2' (nearest: 'n2')" in error and "n1, n2, n3, n9" in error
+    assert alice.of_type("REPLY") == []
+
+
 def test_sinks_receive_agent_reports(lab):
     n1 = lab.register("n1")
     watcher = lab.client("bob")

@@ -88,6 +88,10 @@ def test_the_cli_in_the_same_shell_reaches_the_testbed_and_down_works_after_a_cr
         assert f"testbed {name} is up: 6 nodes registered" in run.stdout
         nodes = seer("nodes")
         assert nodes.returncode == 0 and "6 of 6 node(s) up" in nodes.stdout, nodes.stderr
+        # A name the testbed does not have is said at once, not waited out.
+        typo = seer("nodes", "--wait", "clinet1", "--timeout", "60")
+        assert typo.returncode == 2, typo.stdout + typo.stderr
+        assert "no such node: 'clinet1' (nearest: 'client1')" in typo.stderr
         assert seer("start", "NOOP", "x", "--target", "@role=router").returncode == 0
         run = seer("testbed", "exec", "client1", "--", "ping", "-c1", "-W2", "198.18.10.2")
         assert run.returncode == 0, run.stdout + run.stderr

@@ -9,6 +9,7 @@ SUBSCRIBE makes the client a sink.  PUT and GET are the file relay's.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable
 
 from backend.controller.parsing import RequestError, parse_command, parse_set, parse_wait
@@ -87,6 +88,7 @@ class ExperimenterDesk:
         nodes = self.c.nodes
         try:
             names, timeout = parse_wait(msg.header, nodes.required(), self.c.default_timeout)
+            check_known(names, nodes)
         except RequestError as e:
             self.c.refuse(sock, msg, str(e))
             return
@@ -211,3 +213,18 @@ class ExperimenterDesk:
             # The web page, with its token (None: no HTTP port).
             "dashboard": c.dashboard.url if c.dashboard is not None else None,
         }
+
+
+def check_known(names: list[str], nodes: Any) -> None:
+    """With a node file the experiment's nodes are known: a name outside it
+    (and never registered) is a typo, said at once rather than waited out.
+    Without one any name may still register, so it is waited for."""
+    if not any(record.expected for record in nodes):
+        return
+    unknown = [name for name in names if name not in nodes]
+    if unknown:
+        known = sorted(record.name for record in nodes)
+        hints = [f"{name!r} (nearest: {near[0]!r})" if (near := difflib.get_close_matches(
+            name, known, n=1, cutoff=0.4)) else repr(name) for name in unknown]
+        raise RequestError(f"no such node: {', '.join(hints)}; the experiment's nodes are "
+                           f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''}")
