@@ -9,11 +9,12 @@ import pytest
 
 from controller_lab import command
 from backend.node.reporter import GIVE_UP_AFTER, RESEND_AFTER, Reporter
+from seer.protocol.mac import KeyedMac
 from seer.protocol.reports import REPORT_MAX, decode_report, encode_report, report_session
 from seer.protocol.wire import WireError
 from seer.testing import FakeReactor
 
-KEY = bytes(range(32))
+KEY = KeyedMac(bytes(range(32)))
 
 
 def test_a_report_datagram_round_trips_and_only_its_key_opens_it():
@@ -21,7 +22,7 @@ def test_a_report_datagram_round_trips_and_only_its_key_opens_it():
     assert report_session(data) == (7, 3)
     assert decode_report(KEY, data)["ack"] == 5
     with pytest.raises(WireError) as e:
-        decode_report(bytes(32), data)
+        decode_report(KeyedMac(bytes(32)), data)
     assert e.value.reason == "mac"
     assert encode_report(KEY, 7, 4, {"ack": 1, "outcomes": [["x" * REPORT_MAX]]}) is None
 
@@ -29,7 +30,7 @@ def test_a_report_datagram_round_trips_and_only_its_key_opens_it():
 def welcome_report(session):
     (welcome,) = session.of_type("WELCOME")
     report = welcome.get("report")
-    return report["session"], bytes.fromhex(report["key"]), report["port"]
+    return report["session"], KeyedMac(bytes.fromhex(report["key"])), report["port"]
 
 
 def test_the_controller_takes_outcomes_by_datagram_and_confirms_them(lab):

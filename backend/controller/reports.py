@@ -20,6 +20,7 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from seer.protocol.mac import KeyedMac
 from seer.protocol.reports import decode_report, report_session
 from seer.protocol.wire import WireError
 
@@ -41,6 +42,10 @@ class Session:
     seen: int = 0
     #: Seqs of datagrams with outcomes, to confirm in the next REPORTED.
     confirm: list[int] = field(default_factory=list)
+    mac: KeyedMac = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.mac = KeyedMac(self.key)
 
     def accept(self, seq: int) -> bool:
         """Whether ``seq`` is new (not a replay, not too old); records it."""
@@ -93,7 +98,7 @@ class ReportReceiver(DatagramProtocol):
             if session is None:
                 raise WireError("session", "no such report session (the node's connection "
                                            "closed, or it was never given one)")
-            body = decode_report(session.key, data)
+            body = decode_report(session.mac, data)
         except WireError as e:
             self._drop(e.reason, str(e), addr)
             return

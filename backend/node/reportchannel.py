@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from seer.protocol.mac import KeyedMac
 from seer.protocol.reports import encode_report
 
 log = Logger()
@@ -23,7 +24,7 @@ class ReportChannel(DatagramProtocol):
     def __init__(self, controller_host: str, port: int, session: int, key: bytes) -> None:
         self.address = (controller_host, port)
         self.session = session
-        self.key = key
+        self.mac = KeyedMac(key)
         self.seq = 0
         self.sent = 0
         self._to = self.address
@@ -51,7 +52,7 @@ class ReportChannel(DatagramProtocol):
     def send(self, body: dict[str, Any]) -> int | None:
         """Send ``body`` as the next report datagram; its seq, or None if it
         does not fit in one (or the socket refused it): send it by TLS."""
-        data = encode_report(self.key, self.session, self.seq + 1, body)
+        data = encode_report(self.mac, self.session, self.seq + 1, body)
         if data is None or self.transport is None:
             return None
         try:

@@ -26,8 +26,6 @@ others.  Both keys reach nodes only over mutual TLS.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_der_public_key,
 )
 
+from seer.protocol.mac import KeyedMac
 from seer.protocol.messages import EXPERIMENT_MESSAGE_TYPES
 from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps, version_mismatch
 
@@ -101,6 +100,10 @@ class VerifyingKeys:
 
     hmac_key: bytes
     public_key: rsa.RSAPublicKey
+    mac: KeyedMac = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", KeyedMac(self.hmac_key))
 
     def to_json(self) -> dict[str, str]:
         return {
@@ -139,6 +142,10 @@ class SigningKeys:
 
     hmac_key: bytes
     private_key: rsa.RSAPrivateKey
+    mac: KeyedMac = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", KeyedMac(self.hmac_key))
 
     @classmethod
     def generate(cls) -> SigningKeys:
@@ -169,7 +176,7 @@ def _seal(keys: SigningKeys, kind: int, epoch: int, serial: int, count: int,
     if size > MAX_DATAGRAM:
         raise ValueError(f"datagram of {size} bytes exceeds the {MAX_DATAGRAM}-byte limit")
     signed += keys.sign(signed)
-    return signed + hmac.digest(keys.hmac_key, signed, hashlib.sha256)
+    return signed + keys.mac.digest(signed)
 
 
 def batch_payload(encoded_messages: list[bytes]) -> bytes:
@@ -254,9 +261,7 @@ def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
         raise WireError("oversized", f"datagram of {len(data)} bytes")
     kind, epoch, serial, count = peek_datagram_header(data)
     signed, mac = data[:-MAC_LEN], data[-MAC_LEN:]
-    if not hmac.compare_digest(
-        hmac.digest(keys.hmac_key, signed, hashlib.sha256), mac
-    ):
+    if not keys.mac.matches(signed, mac):
         raise WireError("mac", "HMAC does not match this experiment's key")
     content, sig = signed[:-SIG_LEN], signed[-SIG_LEN:]
     keys.check_signature(sig, content)

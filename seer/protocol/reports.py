@@ -25,11 +25,10 @@ rest of seer.protocol.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from typing import Any
 
+from seer.protocol.mac import KeyedMac
 from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps, version_mismatch
 
 MAGIC = b"SEER"
@@ -41,13 +40,14 @@ MAC_LEN = 32
 OVERHEAD = _HEADER.size + MAC_LEN
 
 
-def encode_report(key: bytes, session: int, seq: int, body: dict[str, Any]) -> bytes | None:
-    """The report datagram, or None if it would be larger than REPORT_MAX."""
+def encode_report(mac: KeyedMac, session: int, seq: int, body: dict[str, Any]) -> bytes | None:
+    """The report datagram under the node's key, or None if it would be larger
+    than REPORT_MAX."""
     payload = dumps(body)
     if len(payload) + OVERHEAD > REPORT_MAX:
         return None
     signed = _HEADER.pack(MAGIC, PROTOCOL_VERSION, KIND_REPORT, session, seq) + payload
-    return signed + hmac.digest(key, signed, hashlib.sha256)
+    return signed + mac.digest(signed)
 
 
 def report_session(data: bytes) -> tuple[int, int]:
@@ -65,10 +65,10 @@ def report_session(data: bytes) -> tuple[int, int]:
     return session, seq
 
 
-def decode_report(key: bytes, data: bytes) -> dict[str, Any]:
-    """The body of a report datagram made under ``key``; WireError otherwise."""
-    signed, mac = data[:-MAC_LEN], data[-MAC_LEN:]
-    if not hmac.compare_digest(hmac.digest(key, signed, hashlib.sha256), mac):
+def decode_report(mac: KeyedMac, data: bytes) -> dict[str, Any]:
+    """The body of a report datagram made under ``mac``'s key; WireError otherwise."""
+    signed, sealed = data[:-MAC_LEN], data[-MAC_LEN:]
+    if not mac.matches(signed, sealed):
         raise WireError("mac", "HMAC does not match the node's report key")
     body = decode_json(signed[_HEADER.size:], "report body")
     if not isinstance(body, dict):
