@@ -53,16 +53,25 @@ class ListeningPort(service.Service):
         return maybeDeferred(port.stopListening)
 
 
-class LocalSocketFolder(service.Service):
-    """A private folder (0700) for the controller's Unix socket, removed at stop."""
+class LocalSocketFolder(service.MultiService):
+    """A private folder (0700) for the controller's Unix socket, removed at stop.
+
+    The port listening in it is its child: the folder goes only once the
+    port has stopped (and unlinked its socket), not while it still might.
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         self.setName("socket-folder")
         self.path = Path(tempfile.mkdtemp(prefix="seer-controller-"))
 
-    def stopService(self) -> None:
-        super().stopService()
+    def stopService(self) -> Deferred:
+        stopped = super().stopService()
+        return stopped.addBoth(self._remove)
+
+    def _remove(self, result: Any) -> Any:
         shutil.rmtree(self.path, ignore_errors=True)
+        return result
 
 
 class Duty(service.Service):

@@ -234,7 +234,7 @@ class Controller(service.MultiService):
         self.scripts.listeners.append(self.stats.records)
         ListeningPort("scripts", lambda: reactor.listenUNIX(
             str(socket_path), SessionFactory(self, tls=False, count=self.count),
-            mode=0o600)).setServiceParent(self)
+            mode=0o600)).setServiceParent(folder)
         for name, interval, duty in (
             ("ping", self.ping_interval, self._tick),
             ("retire", min(10.0, self.retire_after / 4), self.comm.retireSerials),
