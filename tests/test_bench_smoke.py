@@ -94,6 +94,37 @@ def test_faults_benchmark_fuzzes_a_daemon_and_the_controller_and_both_survive(tm
     assert data["load"]["before"] and data["machine"]["cpus"]
 
 
+def test_cli_benchmark_times_whole_seer_processes(tmp_path):
+    stdout, data = run_bench(tmp_path, "cli", "--nodes", "2", "--runs", "2")
+    assert "round trip to 2 daemons" in stdout
+    assert set(data["results"]) == {"seer --help", "seer nodes",
+                                    "seer command (round trip to 2 daemons)"}
+    assert all(r["n"] == 2 and r["p50"] > 0 for r in data["results"].values())
+
+
+def test_targets_put_the_newest_figure_of_each_benchmark_beside_its_target(tmp_path):
+    def result(name: str, when: str, data: dict) -> None:
+        (tmp_path / f"{name}-{when}.json").write_text(json.dumps(data))
+
+    fanout_row = {"nodes": 100, "simulated": False, "latency_ms": {"p50": 30.0, "p99": 50.0},
+                  "cpu_ms_per_command": {"per_node": 0.25, "controller": 9.0}}
+    result("fanout", "20260101-000000", {"results": [dict(fanout_row, latency_ms={
+        "p50": 99.0, "p99": 99.0})]})
+    result("fanout", "20260102-000000", {"results": [fanout_row]})
+    result("throughput", "20260101-000000", {"results": [{"nodes": 10,
+                                                          "commands_per_s": 3100.0}]})
+    run = subprocess.run([sys.executable, "-m", "bench", "targets", "--results", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = {line.strip().split("  ")[0]: line for line in run.stdout.splitlines()[3:]}
+    assert "30 ms" in lines["fan-out N=100, p50"] and "MISSED" in lines["fan-out N=100, p50"]
+    assert "50 ms" in lines["fan-out N=100, p99"] and " met " in lines["fan-out N=100, p99"]
+    assert "0.25 ms" in lines["daemon CPU per command, N=100"]
+    assert "met" in lines["throughput to 10 daemons"]
+    assert "run python -m bench cli" in lines["`seer nodes`, p50"]
+    assert "run python -m bench fanout" in lines["daemon CPU per command, N=10"]
+
+
 @pytest.mark.parametrize("args, complaint", [
     (["fanout", "--sizes", "10,x"], "'x' is not a node count"),
     (["fanout", "--rounds", "0"], "'0' is not a positive whole number"),
@@ -115,8 +146,8 @@ def test_bench_help_lists_every_benchmark_and_rejects_an_unknown_one():
     run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0
-    for name in ("faults", "fanout", "footprint", "launch-rate", "loss", "signatures",
-                 "throughput"):
+    for name in ("cli", "faults", "fanout", "footprint", "launch-rate", "loss", "signatures",
+                 "targets", "throughput"):
         assert name in run.stdout
     run = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)

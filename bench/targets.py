@@ -1,0 +1,125 @@
+"""Every performance target beside its latest measured figure.
+
+Reads the newest JSON each benchmark left in bench/results/ (runs nothing):
+`make bench` runs every benchmark and then prints this; `python -m bench
+targets` prints it again.  A figure no benchmark has measured yet says
+which one to run.  The targets are the speed issue's (docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.common import RESULTS, table
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str
+    benchmark: str
+    #: The figure from the benchmark's JSON (None: that run did not measure it).
+    read: Callable[[dict], float | None]
+    limit: float
+    unit: str
+    at_least: bool = False  # a floor (commands/s), not a ceiling
+
+    def met(self, value: float) -> bool:
+        return value >= self.limit if self.at_least else value <= self.limit
+
+
+def fanout_row(data: dict, nodes: int, simulated: bool = False) -> dict | None:
+    for row in data.get("results", []):
+        if row["nodes"] == nodes and row["simulated"] == simulated:
+            return row
+    return None
+
+
+def _fanout(nodes: int, pick: Callable[[dict], float], simulated: bool = False):
+    def read(data: dict) -> float | None:
+        row = fanout_row(data, nodes, simulated)
+        return None if row is None else pick(row)
+    return read
+
+
+def _cli(name: str) -> Callable[[dict], float | None]:
+    def read(data: dict) -> float | None:
+        for command, figures in data.get("results", {}).items():
+            if command.startswith(name):
+                return figures["p50"]
+        return None
+    return read
+
+
+def _controller_limit(nodes: int) -> float:
+    """The controller's target: 0.6 ms + 35 us per node."""
+    return round(0.6 + 0.035 * nodes, 3)
+
+
+def _throughput(nodes: int) -> Callable[[dict], float | None]:
+    def read(data: dict) -> float | None:
+        rows = [r for r in data.get("results", []) if r["nodes"] == nodes]
+        return rows[0]["commands_per_s"] if rows else None
+    return read
+
+
+TARGETS = [
+    Target("`seer --help`, p50", "cli", _cli("seer --help"), 60, "ms"),
+    Target("`seer nodes`, p50", "cli", _cli("seer nodes"), 120, "ms"),
+    Target("CLI round trip to 40 daemons, p50", "cli", _cli("seer command"), 160, "ms"),
+    Target("daemon CPU per command, N=10", "fanout",
+           _fanout(10, lambda r: r["cpu_ms_per_command"]["per_node"]), 0.3, "ms"),
+    Target("daemon CPU per command, N=100", "fanout",
+           _fanout(100, lambda r: r["cpu_ms_per_command"]["per_node"]), 0.3, "ms"),
+    Target("controller CPU per command, N=10", "fanout",
+           _fanout(10, lambda r: r["cpu_ms_per_command"]["controller"]), _controller_limit(10),
+           "ms"),
+    Target("controller CPU per command, N=100", "fanout",
+           _fanout(100, lambda r: r["cpu_ms_per_command"]["controller"]),
+           _controller_limit(100), "ms"),
+    Target("fan-out N=100, p50", "fanout", _fanout(100, lambda r: r["latency_ms"]["p50"]),
+           20, "ms"),
+    Target("fan-out N=100, p99", "fanout", _fanout(100, lambda r: r["latency_ms"]["p99"]),
+           60, "ms"),
+    Target("fan-out N=1,000 simulated, p50", "fanout",
+           _fanout(1000, lambda r: r["latency_ms"]["p50"], simulated=True), 150, "ms"),
+    Target("throughput to 10 daemons", "throughput", _throughput(10), 3000, "commands/s",
+           at_least=True),
+    Target("idle daemon RSS (stats pollers on)", "footprint",
+           lambda data: data.get("daemon_rss_mb", {}).get("max"), 50, "MB"),
+]
+
+
+def latest(benchmark: str, results: Path = RESULTS) -> tuple[dict, Path] | None:
+    """The newest JSON of ``benchmark`` (names end in -YYYYmmdd-HHMMSS)."""
+    paths = sorted(results.glob(f"{benchmark}-*.json"))
+    return (json.loads(paths[-1].read_text()), paths[-1]) if paths else None
+
+
+def rows(results: Path = RESULTS) -> list[list[Any]]:
+    found = {t.benchmark: latest(t.benchmark, results) for t in TARGETS}
+    out = []
+    for target in TARGETS:
+        run = found[target.benchmark]
+        value = None if run is None else target.read(run[0])
+        if value is None:
+            out.append([target.figure, "-", "", f"run python -m bench {target.benchmark}", ""])
+            continue
+        sign = ">=" if target.at_least else "<="
+        out.append([target.figure, f"{value:g} {target.unit}", f"{sign} {target.limit:g}",
+                    "met" if target.met(value) else "MISSED", run[1].name])
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench targets", description=__doc__)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the folder of benchmark JSON (default bench/results/)")
+    args = parser.parse_args(argv)
+    found = rows(args.results)
+    print(table("performance targets (newest result of each benchmark)",
+                ["figure", "measured", "target", "", "from"], found))
+    return {"rows": found}
