@@ -65,9 +65,11 @@ def resolve_interface(interface: str) -> str:
     return socket.inet_ntoa(packed[20:24])
 
 
-def _grow_receive_buffer(sock: socket.socket) -> None:
-    # SO_RCVBUFFORCE (root) goes past net.core.rmem_max for this socket only;
-    # a burst of commands then waits in the kernel instead of being dropped.
+def grow_receive_buffer(sock: socket.socket) -> None:
+    """A receive buffer of RECEIVE_BUFFER bytes: a burst waits in the kernel
+    instead of being dropped (a burst of commands at a daemon; at the
+    controller, every node's report of one command at once)."""
+    # SO_RCVBUFFORCE (root) goes past net.core.rmem_max for this socket only.
     force = getattr(socket, "SO_RCVBUFFORCE", 33)
     for option in (force, socket.SO_RCVBUF):
         try:
@@ -118,7 +120,7 @@ class MulticastReceiver(DatagramProtocol):
         self.on_datagram = on_datagram
 
     def startProtocol(self) -> None:
-        _grow_receive_buffer(self.transport.socket)
+        grow_receive_buffer(self.transport.socket)
         d = self.transport.joinGroup(self.group, self.interface_address)
         d.addErrback(
             lambda f: log.error(
