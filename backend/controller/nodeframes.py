@@ -200,10 +200,10 @@ class NodeDesk:
             record.snapshot = {"at": now, "serial": c.comm.sent_serial, "resumed": resumed,
                                "not_resumed": not_resumed}
         c.count("snapshots_sent")
-        log.info("snapshot for {node}: resumes {resumed}; does not resume {not_resumed}",
-                 node=node, resumed=", ".join(resumed) or "no run",
-                 not_resumed="; ".join(f"{n['group']} ({n['why']})" for n in not_resumed)
-                 or "nothing")
+        held = "; ".join(f"{n['group']} ({n['why']})" for n in not_resumed)
+        log.info("snapshot for {node}: resumes {resumed}{held}", node=node,
+                 resumed=", ".join(resumed) or "no run",
+                 held=f"; does not resume {held}" if held else "")
         return snapshot
 
     def _run_ended(self, node: str, ended: Any) -> None:
