@@ -111,6 +111,10 @@ def test_targets_put_the_newest_figure_of_each_benchmark_beside_its_target(tmp_p
     result("fanout", "20260101-000000", {"results": [dict(fanout_row, latency_ms={
         "p50": 99.0, "p99": 99.0})]})
     result("fanout", "20260102-000000", {"results": [fanout_row]})
+    # Newer, but N=10 only and N=100 through workers: N=100 comes from the run before.
+    result("fanout", "20260103-000000", {"results": [
+        dict(fanout_row, nodes=10, cpu_ms_per_command={"per_node": 0.2, "controller": 1.0}),
+        dict(fanout_row, isolate="all", latency_ms={"p50": 77.0, "p99": 77.0})]})
     result("throughput", "20260101-000000", {"results": [{"nodes": 10,
                                                           "commands_per_s": 3100.0}]})
     run = subprocess.run([sys.executable, "-m", "bench", "targets", "--results", str(tmp_path)],
@@ -122,7 +126,10 @@ def test_targets_put_the_newest_figure_of_each_benchmark_beside_its_target(tmp_p
     assert "0.25 ms" in lines["daemon CPU per command, N=100"]
     assert "met" in lines["throughput to 10 daemons"]
     assert "run python -m bench cli" in lines["`seer nodes`, p50"]
-    assert "run python -m bench fanout" in lines["daemon CPU per command, N=10"]
+    assert "0.2 ms" in lines["daemon CPU per command, N=10"]
+    assert "fanout-20260103" in lines["daemon CPU per command, N=10"]
+    assert "fanout-20260102" in lines["fan-out N=100, p50"]
+    assert "run python -m bench fanout" in lines["fan-out N=1,000 simulated, p50"]
 
 
 @pytest.mark.parametrize("args, complaint", [
