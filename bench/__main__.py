@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import (cli, dashboard, faults, fanout, footprint, launch_rate, loss, signatures,
-                   stats, targets, throughput)
+from bench import (cli, dashboard, faults, fanout, footprint, launch_rate, loss, pyfloor,
+                   signatures, stats, targets, throughput)
 
 BENCHMARKS = {
     "cli": cli.main,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "fanout": fanout.main,
     "footprint": footprint.main,
     "loss": loss.main,
+    "pyfloor": pyfloor.main,
     "launch-rate": launch_rate.main,
     "signatures": signatures.main,
     "stats": stats.main,

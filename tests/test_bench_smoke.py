@@ -102,6 +102,14 @@ def test_cli_benchmark_times_whole_seer_processes(tmp_path):
     assert all(r["n"] == 2 and r["p50"] > 0 for r in data["results"].values())
 
 
+def test_python_floor_answers_every_round_from_verifying_nodes(tmp_path):
+    stdout, data = run_bench(tmp_path, "pyfloor", "--nodes", "3", "--rounds", "5")
+    assert "the Python floor" in stdout
+    (r,) = data["results"]
+    assert r["nodes"] == 3 and r["latency_ms"]["n"] == 5 and r["lost_rounds"] == 0
+    assert r["cpu_ms_per_node_per_command"] > 0
+
+
 def test_targets_put_the_newest_figure_of_each_benchmark_beside_its_target(tmp_path):
     def result(name: str, when: str, data: dict) -> None:
         (tmp_path / f"{name}-{when}.json").write_text(json.dumps(data))
@@ -153,8 +161,8 @@ def test_bench_help_lists_every_benchmark_and_rejects_an_unknown_one():
     run = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0
-    for name in ("cli", "faults", "fanout", "footprint", "launch-rate", "loss", "signatures",
-                 "targets", "throughput"):
+    for name in ("cli", "faults", "fanout", "footprint", "launch-rate", "loss", "pyfloor",
+                 "signatures", "targets", "throughput"):
         assert name in run.stdout
     run = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)

@@ -1,0 +1,171 @@
+"""The Python floor: what the least a Python node could do per command costs.
+
+N processes, one per node as SEER's daemons are, each a plain loop with no
+framework: receive the multicast datagram, check its HMAC-SHA256 and its
+RSA-2048 PSS signature (SEER's algorithms, through the same `cryptography`),
+decode its JSON, and answer with a JSON outcome under an HMAC by unicast
+UDP.  The sender times each round until all N answers are in; each node's
+CPU comes from /proc.  SEER's daemon does this and more (ordering, repair,
+scheduling, the agent, its REPORT's bookkeeping, stats, heartbeats): the gap
+between the two is SEER's own cost; this floor is Python's.
+
+    python -m bench pyfloor --nodes 100 --rounds 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import positive, process_cpu, summary_ms, table, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SIG_LEN, MAC_LEN = 256, 32
+
+
+def _padding():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                       salt_length=padding.PSS.DIGEST_LENGTH), hashes.SHA256()
+
+
+def node(name: str, group: str, port: int, reply: int, key_file: str) -> None:
+    """One node: verify, decode, answer -- until a datagram says stop."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+    material = Path(key_file).read_bytes()
+    hmac_key, public = material[:32], load_der_public_key(material[32:])
+    pss, sha256 = _padding()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((group, port))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.connect(("127.0.0.1", reply))
+    out.send(b"ready")
+    while True:
+        data = s.recv(65536)
+        signed, mac = data[:-MAC_LEN], data[-MAC_LEN:]
+        if not hmac.compare_digest(hmac.digest(hmac_key, signed, "sha256"), mac):
+            continue
+        body, sig = signed[:-SIG_LEN], signed[-SIG_LEN:]
+        public.verify(sig, body, pss, sha256)
+        message = json.loads(body)
+        if message.get("stop"):
+            return
+        answer = json.dumps({"node": name, "serial": message["serial"],
+                             "outcomes": {message["group"]: {"status": "applied",
+                                                             "result": "ECHO"}}}).encode()
+        out.send(answer + hmac.digest(hmac_key, answer, "sha256"))
+
+
+def measure(n: int, rounds: int, workdir: Path) -> dict:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    private = rsa.generate_private_key(65537, 2048)
+    hmac_key = os.urandom(32)
+    key_file = workdir / "keys"
+    key_file.write_bytes(hmac_key + private.public_key().public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    pss, sha256 = _padding()
+    answers = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    answers.bind(("127.0.0.1", 0))
+    answers.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    group, port = f"239.255.{os.getpid() % 250 + 1}.{n % 250 + 2}", _free_udp_port()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+
+    def seal(message: dict) -> bytes:
+        body = json.dumps(message).encode()
+        signed = body + private.sign(body, pss, sha256)
+        return signed + hmac.digest(hmac_key, signed, "sha256")
+
+    nodes = [subprocess.Popen([sys.executable, "-m", "bench.pyfloor", f"n{i}", group, str(port),
+                               str(answers.getsockname()[1]), str(key_file)], cwd=ROOT)
+             for i in range(n)]
+    try:
+        answers.settimeout(60)
+        for _ in range(n):
+            answers.recv(64)
+        answers.settimeout(5)
+        # The datagrams are sealed before the clock starts: signing is the
+        # controller's cost, not the nodes'.
+        sealed = [seal({"serial": r, "group": "floor", "type": "COMMAND", "agent": "NOOP",
+                        "command": "ECHO", "target": "*"}) for r in range(rounds + 1)]
+        sender.sendto(sealed[0], (group, port))  # warm-up round
+        _collect(answers, n)
+        before = sum(process_cpu(p.pid) for p in nodes)
+        latencies = []
+        for data in sealed[1:]:
+            started = time.perf_counter()
+            sender.sendto(data, (group, port))
+            if _collect(answers, n):
+                latencies.append(time.perf_counter() - started)
+        cpu = sum(process_cpu(p.pid) for p in nodes) - before
+    finally:
+        sender.sendto(seal({"stop": True}), (group, port))
+        for p in nodes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    return {"nodes": n, "latency_ms": summary_ms(latencies), "lost_rounds": rounds - len(latencies),
+            "cpu_ms_per_node_per_command": round(cpu / n / rounds * 1000, 3)}
+
+
+def _collect(answers: socket.socket, n: int) -> bool:
+    got = 0
+    while got < n:
+        try:
+            answers.recv(2048)
+        except TimeoutError:
+            return False
+        got += 1
+    return True
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench pyfloor", description=__doc__)
+    parser.add_argument("--nodes", type=positive, nargs="+", default=[10, 100],
+                        help="node counts, one run each (default 10 100)")
+    parser.add_argument("--rounds", type=positive, default=200, help="commands per run (200)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    args = parser.parse_args(argv)
+    results = []
+    for n in args.nodes:
+        with tempfile.TemporaryDirectory(prefix="seer-pyfloor-") as workdir:
+            results.append(measure(n, args.rounds, Path(workdir)))
+    print(table(f"the Python floor: verify, decode, answer; one process per node "
+                f"({args.rounds} commands)",
+                ["nodes", "p50 ms", "p95 ms", "p99 ms", "node CPU ms/cmd", "lost rounds"],
+                [[r["nodes"], r["latency_ms"]["p50"], r["latency_ms"]["p95"],
+                  r["latency_ms"]["p99"], r["cpu_ms_per_node_per_command"], r["lost_rounds"]]
+                 for r in results]))
+    path = write_json("pyfloor", {"results": results, "rounds": args.rounds}, args.json)
+    print(f"\nJSON: {path}")
+    return {"results": results}
+
+
+if __name__ == "__main__":
+    name, group, port, reply, key_file = sys.argv[1:6]
+    node(name, group, int(port), int(reply), key_file)
