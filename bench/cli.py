@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.cluster import Cluster
-from bench.common import positive, summary_ms, table, write_json
+from bench.common import add_json_flag, positive, summary_ms, table, write_json
 
 
 def seer_command() -> list[str]:
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nodes", type=positive, default=40, help="daemons (default 40)")
     parser.add_argument("--runs", type=positive, default=20,
                         help="runs of each command (default 20)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     results = measure(args.nodes, args.runs)
     print(table(f"the CLI, whole processes, ms ({args.runs} runs each, {args.nodes} daemons)",

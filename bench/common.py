@@ -66,6 +66,12 @@ def drop_share(text: str) -> float:
     return value
 
 
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Every benchmark's --json PATH (its result goes there instead)."""
+    parser.add_argument("--json", metavar="PATH",
+                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")

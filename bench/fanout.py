@@ -22,7 +22,7 @@ import time
 
 from bench import floor
 from bench.cluster import Cluster
-from bench.common import positive, process_cpu, summary_ms, table, write_json
+from bench.common import add_json_flag, positive, process_cpu, summary_ms, table, write_json
 
 #: The daemons' isolate setting (backend.runtime.agentloader.ISOLATE_MODES).
 ISOLATE_MODES = ("auto", "all", "none")
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the daemons' isolate setting: 'all' runs NOOP (a shipped agent, "
                              "inline by default) in a worker process per node, to time the "
                              "hop through an isolated agent (default: the daemons' own, auto)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     rows, results = [], []
     for n, simulated in args.sizes:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import hostile
-from bench.common import positive, process_memory_mb, table, write_json
+from bench.common import add_json_flag, positive, process_memory_mb, table, write_json
 from seer.localrun import LocalExperiment
 from seer.protocol import certs
 
@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--connection-rate", type=bounded_rate(hostile.MAX_CONNECTION_RATE),
                         default=200.0, help="connections per second at most (default 200, "
                         f"ceiling {hostile.MAX_CONNECTION_RATE:g})")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="seer-faults-") as workdir:

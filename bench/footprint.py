@@ -17,6 +17,7 @@ import time
 
 from bench.cluster import Cluster
 from bench.common import (
+    add_json_flag,
     positive,
     positive_number,
     process_cpu,
@@ -32,8 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=positive_number, default=30.0, help="idle time measured")
     parser.add_argument("--commands", type=positive, default=2000,
                         help="commands for the controller's CPU per command (default 2000)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="seer-footprint-") as workdir:
         with Cluster(workdir, args.nodes) as cluster:

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 import time
 
-from bench.common import AGENTS, positive, table, write_json
+from bench.common import AGENTS, add_json_flag, positive, table, write_json
 from seer.localrun import LocalExperiment
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-clients", type=positive, default=50, help="concurrent per node (50)")
     parser.add_argument("--client-nodes", type=positive, nargs="+", default=[1, 2],
                         help="numbers of client nodes to try (default: 1 2)")
-    parser.add_argument("--json", metavar="PATH", help="where to write the JSON")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     results = [run(n, args.count, args.max_clients) for n in args.client_nodes]
     print(table("client launches (each client a `true` process in its own group)",

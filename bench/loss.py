@@ -21,6 +21,7 @@ import time
 from bench.cluster import Cluster
 from bench.common import (
     AGENTS,
+    add_json_flag,
     drop_share,
     positive,
     rate_or_burst,
@@ -95,8 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="commands per second when paced (default 200; 0 = one burst)")
     parser.add_argument("--testbed", action="store_true",
                         help="drop on a namespace testbed's control bridge (20 nodes; root)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     rows, results = [], []
     for drop in args.drops:

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import positive, process_cpu, summary_ms, table, write_json
+from bench.common import add_json_flag, positive, process_cpu, summary_ms, table, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SIG_LEN, MAC_LEN = 256, 32
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nodes", type=positive, nargs="+", default=[10, 100],
                         help="node counts, one run each (default 10 100)")
     parser.add_argument("--rounds", type=positive, default=200, help="commands per run (200)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     results = []
     for n in args.nodes:

@@ -18,7 +18,7 @@ from typing import Callable
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bench.common import positive, table, write_json
+from bench.common import add_json_flag, positive, table, write_json
 from seer.protocol.datagrams import SigningKeys
 
 
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="bytes signed, about a datagram of one command (default 300)")
     parser.add_argument("--repeat", type=positive, default=2000,
                         help="verifications per timing run (signing: a tenth; default 2000)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     results = measure(args.size, args.repeat)
     rows = [[r["algorithm"], r["signature_bytes"], r["sign_us"], r["verify_us"],

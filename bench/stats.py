@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.cluster import Cluster
-from bench.common import positive, positive_number, process_cpu, table, write_json
+from bench.common import add_json_flag, positive, positive_number, process_cpu, table, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "topologies" / "demo.toml"
@@ -190,8 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=positive, default=50, help="fan-out commands (50)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=("testbed", "controller", "fanout"), help="leave a part out")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     result: dict = {"load_at_start": round(load(), 2)}
     rows = []

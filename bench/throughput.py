@@ -15,7 +15,7 @@ import time
 from collections import deque
 
 from bench.cluster import Cluster
-from bench.common import positive, positive_number, process_cpu, table, write_json
+from bench.common import add_json_flag, positive, positive_number, process_cpu, table, write_json
 
 
 def measure(n: int, seconds: float, window: int) -> dict:
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=positive_number, default=10.0,
                         help="how long each run sends (default 10)")
     parser.add_argument("--window", type=positive, default=300, help="commands in flight (300)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="where to write the JSON (default bench/results/NAME-TIME.json)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     results = [measure(n, args.seconds, args.window) for n in args.nodes]
     print(table("throughput: NOOP ECHO to every node, every outcome collected",
