@@ -107,7 +107,8 @@ def test_python_floor_answers_every_round_from_verifying_nodes(tmp_path):
     assert "the Python floor" in stdout
     (r,) = data["results"]
     assert r["nodes"] == 3 and r["latency_ms"]["n"] == 5 and r["lost_rounds"] == 0
-    assert r["cpu_ms_per_node_per_command"] > 0
+    # From /proc in clock ticks (10 ms): a run this short may show none.
+    assert r["cpu_ms_per_node_per_command"] >= 0
 
 
 def test_targets_put_the_newest_figure_of_each_benchmark_beside_its_target(tmp_path):
