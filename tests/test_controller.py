@@ -391,3 +391,21 @@ def test_nodes_with_the_same_catalogue_share_one_and_its_merge_is_remembered(lab
     lab.c.frameReceived(lab.c.node_sessions["n2"], Frame({"type": "CATALOGUE", "agents": {}}))
     assert "NOOP" in lab.c.nodes.catalogue(["n1", "n2", "n3"])
     assert lab.c.nodes.catalogue(["n2"]) == {}  # n2's own changed: a new merge
+
+
+def test_bad_frames_are_counted_each_and_logged_first_then_every_thousandth(lab):
+    # A fuzzer with a valid certificate: one bad frame per connection, thousands.
+    from twisted.logger import capturedLogs
+
+    from seer.protocol.wire import WireError
+
+    with capturedLogs() as events:
+        for _ in range(2000):
+            lab.c.badInput(lab.client(), WireError("json", "not JSON"))
+        lab.c.badInput(lab.client(), WireError("oversized", "a frame of 9 MB"))
+    assert lab.c.counters["bad_frames_json"] == 2000
+    assert lab.c.counters["bad_frames_oversized"] == 1
+    logged = [e for e in events if e.get("log_format", "").startswith("bad frame from")]
+    assert [(e["error"], e["count"]) for e in logged] == [
+        ("json: not JSON", 1), ("json: not JSON", 1000), ("json: not JSON", 2000),
+        ("oversized: a frame of 9 MB", 1)]

@@ -323,8 +323,13 @@ class Controller(service.MultiService):
             self.comm.nodeDown(name)
 
     def badInput(self, session: FrameSession, error: WireError) -> None:
-        self.count(f"bad_frames_{error.reason}")
-        self.log.warn("bad frame from {session}: {error}", session=session, error=str(error))
+        # Each one closes its connection; a fuzzer with a valid certificate
+        # makes thousands: the first of each reason, then every LOG_EVERY-th.
+        key = f"bad_frames_{error.reason}"
+        self.count(key)
+        if worth_logging(self.counters[key]):
+            self.log.warn("bad frame from {session}: {error} ({count} so far)",
+                          session=session, error=str(error), count=self.counters[key])
 
     def frameReceived(self, session: FrameSession, frame: Frame) -> None:
         role = session.identity.role
