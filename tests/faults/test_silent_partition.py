@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e import running_testbed
+from e2e import partitioned, running_testbed
 from seer.client import Experiment
 from seer.testbed import build
-from seer.testbed.netns import can_build, in_namespace, run
+from seer.testbed.netns import can_build
 
 REASON = can_build()
 pytestmark = [pytest.mark.e2e, pytest.mark.netns,
@@ -36,22 +36,6 @@ c = {}
 nodes = ["a", "b", "c"]
 subnet = "198.18.50.0/24"
 """
-#: nftables table this test adds in the partitioned node's namespace only.
-TABLE = "seerpartition"
-
-
-def partition(ns: str) -> None:
-    """Drop every packet in and out of namespace ``ns`` (TCP stays "open")."""
-    run(in_namespace(ns, ["nft", "add", "table", "inet", TABLE]))
-    for chain, hook in (("in", "input"), ("out", "output")):
-        run(in_namespace(ns, ["nft", "add", "chain", "inet", TABLE, chain,
-                              f"{{ type filter hook {hook} priority -300; policy drop; }}"]))
-
-
-def heal(ns: str) -> None:
-    run(in_namespace(ns, ["nft", "delete", "table", "inet", TABLE]), check=False)
-
-
 def state_of(exp: Experiment, node: str) -> dict:
     return next(n for n in exp.nodes() if n["name"] == node)
 
@@ -84,8 +68,7 @@ def test_a_silent_partition_is_noticed_answered_at_once_and_healed(bed):
     with Experiment(c["controller"], c["certs"], c["identity"]) as exp:
         exp.set("NOOP", "p", {"note": "before"})
         started = time.monotonic()
-        partition(ns)
-        try:
+        with partitioned(ns):
             shown = seconds_until(exp, "b", "unreachable", started, limit=15)
             asked = time.monotonic()
             result = exp.command("NOOP", "p", "ECHO", target="a,b,c", timeout=30, check=False)
@@ -93,9 +76,7 @@ def test_a_silent_partition_is_noticed_answered_at_once_and_healed(bed):
             exp.set("NOOP", "p", {"note": "during"}, timeout=2, check=False)
             # Past the daemon's own timeout too: it has dropped its connection.
             time.sleep(max(0.0, 12 - (time.monotonic() - started)))
-        finally:
-            healed_at = time.monotonic()
-            heal(ns)
+        healed_at = time.monotonic()
         healed = seconds_until(exp, "b", "up", healed_at, limit=15)
         echo = exp.command("NOOP", "p", "ECHO", target="b", timeout=10)
         print(f"\npartition of b: shown unreachable after {shown:.1f} s; a command to a,b,c "
