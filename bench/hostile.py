@@ -57,6 +57,19 @@ DATAGRAM_KINDS = {
 }
 
 
+def wait_turn(started: float, n: int, rate: float, seconds: float, slack: float = 0.0) -> bool:
+    """Sleep until the ``n``-th injection is due, at ``rate`` a second since
+    ``started`` (a wait of ``slack`` seconds or less is skipped); False once
+    ``seconds`` are up."""
+    now = time.monotonic()
+    if now - started > seconds:
+        return False
+    ahead = n / rate - (now - started)
+    if ahead > slack:
+        time.sleep(ahead)
+    return True
+
+
 class HostileError(RuntimeError):
     """The hostile peer could not do what it set out to (the message says why)."""
 
@@ -200,14 +213,8 @@ class GroupSender:
         source = iter(datagrams)
         while sent < count:
             data = next(source, None)
-            if data is None:
+            if data is None or not wait_turn(started, sent, rate, seconds, slack=0.002):
                 break
-            now = time.monotonic()
-            if now - started > seconds:
-                break
-            ahead = sent / rate - (now - started)
-            if ahead > 0.002:
-                time.sleep(ahead)
             try:
                 self.sock.sendto(data, self.address)
             except OSError:
@@ -368,12 +375,8 @@ def hammer(door: Door, kinds: Iterable[str], *, count: int, rate: float, seconds
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = []
         for i in range(count):
-            now = time.monotonic()
-            if now - started > seconds:
+            if not wait_turn(started, i, rate, seconds):
                 break
-            ahead = i / rate - (now - started)
-            if ahead > 0:
-                time.sleep(ahead)
             queued.acquire()
             futures.append(pool.submit(one, i))
         for f in futures:
