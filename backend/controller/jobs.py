@@ -27,6 +27,7 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from backend.controller.outcomes import outcome_entry
 from seer.protocol.wire import dumps
 
 log = Logger()
@@ -94,14 +95,7 @@ class Jobs:
         before = job["outcomes"].get(node)
         if before is not None and before.get("status") != "unconfirmed":
             return False  # it had its outcome; a repeat changes nothing
-        entry: dict[str, Any] = {"status": status, "late": True}
-        if error:
-            entry["error"] = error
-        if result is not None:
-            entry["result"] = result
-        if at is not None:
-            entry["at"] = at
-        job["outcomes"][node] = entry
+        job["outcomes"][node] = dict(outcome_entry(status, error, result, at), late=True)
         self._changed(serial)
         return True
 

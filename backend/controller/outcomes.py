@@ -21,6 +21,20 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 Outcomes = dict[str, dict[str, Any]]
 
 
+def outcome_entry(status: str, error: str | None = None, result: Any = None,
+                  at: float | None = None) -> dict[str, Any]:
+    """One node's outcome as RESULT and the job history carry it: the
+    status, and error, result and ``at`` only where there is one."""
+    entry: dict[str, Any] = {"status": status}
+    if error:
+        entry["error"] = error
+    if result is not None:
+        entry["result"] = result
+    if at is not None:
+        entry["at"] = at
+    return entry
+
+
 @dataclass
 class _Pending:
     serial: int
@@ -81,14 +95,7 @@ class OutcomeTracker:
         if pending is None or node not in pending.waiting:
             return False
         pending.waiting.discard(node)
-        entry: dict[str, Any] = {"status": status}
-        if error:
-            entry["error"] = error
-        if result is not None:
-            entry["result"] = result
-        if at is not None:
-            entry["at"] = at
-        pending.outcomes[node] = entry
+        pending.outcomes[node] = outcome_entry(status, error, result, at)
         if not pending.waiting:
             self._complete(pending)
         return True
