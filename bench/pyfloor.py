@@ -71,6 +71,9 @@ def node(name: str, group: str, port: int, reply: int, key_file: str) -> None:
 
 
 def measure(n: int, rounds: int, workdir: Path) -> dict:
+    # Here, not at the top: the node processes import this module too, and
+    # stay as bare as a node can be.
+    from seer.localrun import free_udp_port
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     private = rsa.generate_private_key(65537, 2048)
@@ -82,7 +85,7 @@ def measure(n: int, rounds: int, workdir: Path) -> dict:
     answers = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     answers.bind(("127.0.0.1", 0))
     answers.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    group, port = f"239.255.{os.getpid() % 250 + 1}.{n % 250 + 2}", _free_udp_port()
+    group, port = f"239.255.{os.getpid() % 250 + 1}.{n % 250 + 2}", free_udp_port()
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
     sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
@@ -135,12 +138,6 @@ def _collect(answers: socket.socket, n: int) -> bool:
             return False
         got += 1
     return True
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> dict:

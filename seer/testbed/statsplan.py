@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,6 @@ from seer.testbed.topology import Topology, describe
 HTTP_PORT = 9108
 #: The topology the controller's dashboard draws, in the state folder.
 TOPOLOGY_FILE = "topology.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def switch_ports(topology: Topology) -> dict[str, list[str]]:
