@@ -130,12 +130,17 @@ def stats_frame(t: float) -> Frame:
         {"poller": "host", "t": t, "series": [[{}, {"load1": 0.5}]]}]})
 
 
-def test_a_node_whose_readings_stopped_is_lagging(table):
+def n1_stats(table) -> tuple[StatsPipeline, FakeSession]:
+    """A stats pipeline at t=100 and the session of node n1 that feeds it."""
     clock = Clock()
     clock.advance(100)
-    pipeline = StatsPipeline(clock, table)
     session = FakeSession("n1", "node")
     session.state["node"] = "n1"
+    return StatsPipeline(clock, table), session
+
+
+def test_a_node_whose_readings_stopped_is_lagging(table):
+    pipeline, session = n1_stats(table)
     pipeline.node_frame(session, stats_frame(100.0))
     live = LiveModel(table, pipeline, lambda: 0)
     assert live.nodes_now(102.0)["n1"]["state"] == "up"
@@ -178,11 +183,7 @@ def test_a_node_value_is_its_own_entry_or_the_fallback():
 
 
 def test_the_node_panel_has_groups_counters_and_outcomes(table):
-    clock = Clock()
-    clock.advance(100)
-    pipeline = StatsPipeline(clock, table)
-    session = FakeSession("n1", "node")
-    session.state["node"] = "n1"
+    pipeline, session = n1_stats(table)
     for t, requests in ((99.0, 10), (100.0, 15)):
         pipeline.node_frame(session, Frame({"type": "STATS", "time": t, "interval": 1.0,
                                             "readings": [{"poller": "agent", "t": t, "series": [
