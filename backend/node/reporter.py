@@ -43,15 +43,15 @@ DATAGRAM_FIELDS = frozenset({"type", "ack", "outcomes"})
 
 class Reporter:
     def __init__(self, clock: Any, link: Any, ack: Callable[[], int],
-                 counters: Callable[[], dict[str, int]], dropped: Counter[str]) -> None:
+                 counters: Callable[[], dict[str, int]], tally: Counter[str]) -> None:
         self.clock = clock
         #: Has ``session`` (None while disconnected) and ``send(header)``.
         self._link = link
         self._ack = ack
         self._counters = counters
-        #: The daemon's counters: outcomes and events dropped from a full
-        #: backlog, report datagrams sent and sent again.
-        self._dropped = dropped
+        #: The daemon's counters, where this counts what it does: outcomes and
+        #: events dropped from a full backlog, report datagrams sent and sent again.
+        self._tally = tally
         self._outcomes: list[list[Any]] = []
         self._events: list[dict[str, Any]] = []
         self._runs: list[dict[str, Any]] = []
@@ -96,7 +96,7 @@ class Reporter:
     def _backlog(self, queue: list[Any], item: Any, what: str) -> None:
         if len(queue) >= BACKLOG_LIMIT:
             del queue[0]
-            self._dropped[f"{what}_dropped"] += 1
+            self._tally[f"{what}_dropped"] += 1
         queue.append(item)
 
     def schedule(self, urgent: bool) -> None:
@@ -172,7 +172,7 @@ class Reporter:
         seq = self.channel.send(body)
         if seq is None:
             return False
-        self._dropped["report_datagrams"] += 1
+        self._tally["report_datagrams"] += 1
         if "outcomes" in header:
             self._unconfirmed[seq] = (self.clock.seconds(), header["outcomes"])
             if self._resend_call is None or not self._resend_call.active():
@@ -193,11 +193,11 @@ class Reporter:
         now = self.clock.seconds()
         late = [seq for seq, (sent, _) in self._unconfirmed.items() if now - sent >= RESEND_AFTER]
         if late:
-            self._dropped["report_datagrams_resent"] += len(late)
+            self._tally["report_datagrams_resent"] += len(late)
             self._unanswered_resends += 1
             if self._unanswered_resends >= GIVE_UP_AFTER and self.channel is not None:
                 self.channel = None
-                self._dropped["report_channel_given_up"] += 1
+                self._tally["report_channel_given_up"] += 1
             self._requeue(late, by_tls=True)
         if self._unconfirmed:
             self._resend_call = self.clock.callLater(RESEND_AFTER, self._resend)
