@@ -21,6 +21,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from backend.net.multicast import grow_receive_buffer
+from backend.net.session import worth_logging
 from seer.protocol.mac import KeyedMac
 from seer.protocol.reports import decode_report, report_session
 from seer.protocol.wire import WireError
@@ -122,7 +123,7 @@ class ReportReceiver(DatagramProtocol):
         key = f"dropped_reports_{reason}"
         self.c.count(key)
         count = self.c.counters[key]
-        if count == 1 or count % 1000 == 0:
+        if worth_logging(count):
             log.warn("dropped a report datagram from {addr} ({reason}; {count} so far): "
                      "{detail}", addr=addr, reason=reason, count=count, detail=detail)
 

@@ -35,7 +35,7 @@ from twisted.logger import Logger
 
 from backend.agent import AgentContext
 from backend.net.multicast import MulticastReceiver, listen_receiver, resolve_interface
-from backend.net.session import FrameSession
+from backend.net.session import FrameSession, worth_logging
 from backend.net.tls import client_options
 from backend.node.controllerframes import ControllerFrames
 from backend.node.discovery import Discovery
@@ -338,7 +338,7 @@ class NodeDaemon(service.MultiService):
         self.counters[key] += 1
         count = self.counters[key]
         self.reporter.schedule(urgent=False)
-        if count == 1 or count % 1000 == 0:
+        if worth_logging(count):
             self.log.warn("dropped a datagram ({reason}; {count} so far): {detail}",
                           reason=reason, count=count, detail=detail)
 
