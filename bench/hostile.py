@@ -39,7 +39,9 @@ from seer.protocol.wire import FrameDecoder, encode_frame
 
 HEADER = struct.Struct(">4sBBQQH")  # magic, version, kind, epoch, serial, count
 SIG_LEN, MAC_LEN = 256, 32
-MIN_DATAGRAM = HEADER.size + SIG_LEN + MAC_LEN
+TAGGED, TAG_LEN, TAG_COUNT = 0x80, 8, struct.Struct(">H")
+#: The least any datagram takes: a tagged one with no tags and no body.
+MIN_DATAGRAM = HEADER.size + TAG_COUNT.size + MAC_LEN
 MAX_DATAGRAM = 65000
 #: Ceilings whatever a caller asks: datagrams and connections per second.
 MAX_DATAGRAM_RATE = 50_000.0
@@ -48,12 +50,14 @@ MAX_CONNECTION_RATE = 1_000.0
 #: Each kind of fuzzed datagram, and the daemon's counter it must land in.
 DATAGRAM_KINDS = {
     "random": "dropped_magic",          # random bytes, long enough for a header
-    "truncated": "dropped_truncated",   # shorter than header + signature + HMAC
+    "truncated": "dropped_truncated",   # shorter than the least a datagram takes
     "version": "dropped_version",       # SEER, but another protocol version
     "kind": "dropped_kind",             # SEER version 2, an unknown datagram kind
     "oversized": "dropped_oversized",   # over the 65,000-byte limit
     "mac": "dropped_mac",               # a well-formed datagram, a wrong HMAC
     "signature": "dropped_signature",   # the right HMAC (a compromised node's), no signature
+    "tag": "dropped_tag",               # the right HMAC and the compromised node's own tag,
+                                        # others' tags guessed
 }
 
 
@@ -92,6 +96,9 @@ class StolenKeys:
     epoch: int
     serial: int
     hmac_key: bytes
+    #: Its own tag's slot and key (WELCOME's ``tag``): it can tag for itself only.
+    tag_slot: int = 0
+    tag_key: bytes = b""
 
 
 def register_as(controller: str, certs: str | Path, node: str,
@@ -113,8 +120,11 @@ def register_as(controller: str, certs: str | Path, node: str,
                     break
                 for frame in decoder.feed(data):
                     if frame.type == "WELCOME":
+                        tag = frame.get("tag") or {}
                         return StolenKeys(node, frame.get("epoch"), frame.get("serial"),
-                                          bytes.fromhex(frame.get("keys")["hmac_key"]))
+                                          bytes.fromhex(frame.get("keys")["hmac_key"]),
+                                          int(tag.get("slot", 0)),
+                                          bytes.fromhex(tag.get("key", "")))
                     if frame.type in ("REFUSED", "ERROR"):
                         raise HostileError(f"registering as {node}: {frame.get('error')}")
     raise HostileError(f"no WELCOME for {node} within {timeout:g} s")
@@ -148,6 +158,25 @@ def seal(hmac_key: bytes, kind: int, epoch: int, serial: int, count: int, body: 
     return signed + hmac.digest(hmac_key, signed, hashlib.sha256)
 
 
+def seal_tagged(keys: StolenKeys, epoch: int, serial: int, count: int, body: bytes,
+                slots: int) -> bytes:
+    """A tagged datagram as a compromised node can make one: the HMAC right,
+    its own tag right, every other node's tag guessed."""
+    content = HEADER.pack(b"SEER", 2, 1 | TAGGED, epoch, serial, count) + body
+    tags = bytearray(os.urandom(slots * TAG_LEN))
+    own = hmac.digest(keys.tag_key, content, hashlib.sha256)[:TAG_LEN]
+    tags[keys.tag_slot * TAG_LEN:(keys.tag_slot + 1) * TAG_LEN] = own
+    sealed = content + bytes(tags) + TAG_COUNT.pack(slots)
+    return sealed + hmac.digest(keys.hmac_key, sealed, hashlib.sha256)
+
+
+def reseal(hmac_key: bytes, datagram: bytes, epoch: int) -> bytes:
+    """A real datagram moved to ``epoch`` with its HMAC made again, its
+    signature or tags as they were (they no longer match its header)."""
+    moved = datagram[:6] + epoch.to_bytes(8, "big") + datagram[14:-MAC_LEN]
+    return moved + hmac.digest(hmac_key, moved, hashlib.sha256)
+
+
 def forged_command(serial: int) -> bytes:
     """The body a compromised node wants the others to run."""
     return json.dumps([{"type": "COMMAND", "target": "*", "agent": "RECORDER",
@@ -178,6 +207,10 @@ def fuzzed(kind: str, rng: random.Random, keys: StolenKeys | None, epoch: int) -
         if keys is None:
             raise HostileError("a datagram with the right HMAC needs a compromised node's keys")
         return seal(keys.hmac_key, 1, epoch, serial, 1, body)
+    if kind == "tag":
+        if keys is None or not keys.tag_key:
+            raise HostileError("a tagged datagram needs a compromised node's keys and tag")
+        return seal_tagged(keys, epoch, serial, 1, body, max(keys.tag_slot + 1, 32))
     raise HostileError(f"unknown datagram kind {kind!r}; known: {', '.join(DATAGRAM_KINDS)}")
 
 

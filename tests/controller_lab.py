@@ -7,6 +7,7 @@ from twisted.internet.defer import maybeDeferred
 
 from backend.controller import Controller
 from seer.protocol.datagrams import VerifyingKeys, decode_datagram
+from seer.protocol.tags import NodeTag
 from seer.protocol.wire import Frame
 from seer.testing import FakeSession
 
@@ -46,7 +47,9 @@ class Lab:
                        "serial": serial}, **info)
         self.c.frameReceived(s, Frame(header))
         welcome = s.of_type("WELCOME")[0]
-        self.keys = VerifyingKeys.from_json(welcome.get("keys"))
+        # The keys of the node registered last: its own tag checks the datagrams.
+        self.keys = VerifyingKeys.from_json(welcome.get("keys")).with_tag(
+            NodeTag.from_welcome(welcome.get("tag")))
         return s
 
     def client(self, name="alice"):

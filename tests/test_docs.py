@@ -16,7 +16,7 @@ from backend.agent import AgentContext
 from backend.runtime.agentloader import AgentRegistry
 from backend.node.dispatcher import Dispatcher
 from seer import config
-from seer.protocol import datagrams, wire
+from seer.protocol import datagrams, tags, wire
 from seer.protocol.vartypes import VarError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -172,6 +172,9 @@ def test_protocol_document_states_the_codes_limits():
     protocol = " ".join((DOCS / "PROTOCOL.md").read_text().split())
     assert f"at most {datagrams.MAX_DATAGRAM:,} bytes" in protocol
     assert f"length ≥ {datagrams.DATAGRAM_OVERHEAD}" in protocol
+    assert f"length ≥ {datagrams.MIN_DATAGRAM} (header + slots + mac)" in protocol
+    assert f"at most {tags.TAG_LIMIT} nodes" in protocol
+    assert f"the first {tags.TAG_LEN} bytes of HMAC-SHA256" in protocol
     assert "≤ 16 MiB" in protocol and wire.MAX_FRAME == 16 * 1024 * 1024
     assert f"more than {retransmit.MAX_REPAIR:,} are wanted" in protocol
     assert f"at most {daemon.MAX_NACK_RANGES:,} ranges" in protocol

@@ -36,6 +36,7 @@ from seer.protocol.datagrams import (
     encode_batch,
     encode_datagram,
 )
+from seer.protocol.tags import TagTable
 from seer.protocol.wire import dumps
 
 log = Logger()
@@ -83,6 +84,9 @@ class CommWrapper:
         self.sinks = sinks
         self.sender = sender
         self.keys = keys
+        #: Each node's tag key: datagrams are tagged for every node rather
+        #: than RSA-signed while they are few enough (seer/protocol/tags.py).
+        self.tags = TagTable()
         self.clock = clock
         self.epoch = epoch
         #: Last serial handed out.
@@ -188,7 +192,7 @@ class CommWrapper:
                 log.critical("{error}; holding serials {first}-{last} until it works",
                              error=str(e), first=first, last=last)
                 return False
-        datagram = encode_batch(self.keys, self.epoch, first, len(chunk), payload)
+        datagram = encode_batch(self.keys, self.epoch, first, len(chunk), payload, self.tags)
         self.window.add(first, last, datagram, now)
         self.sent_serial = last
         self.last_sent_at = now
@@ -218,7 +222,7 @@ class CommWrapper:
         if self.advertise:
             body["controller"] = self.advertise
         datagram = encode_datagram(self.keys, KIND_PING, self.epoch, self.sent_serial,
-                                   body=body)
+                                   body=body, tags=self.tags)
         self.last_sent_at = self.last_ping_at = self.clock.seconds()
         try:
             self.sender.send(datagram)

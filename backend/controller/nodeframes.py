@@ -73,7 +73,8 @@ class NodeDesk:
         current = comm.sent_serial
         welcome: dict[str, Any] = {
             "type": "WELCOME", "epoch": comm.epoch, "serial": current,
-            "keys": comm.keys.verifying().to_json(), "ping_interval": c.ping_interval,
+            "keys": comm.keys.verifying().to_json(), "tag": comm.tags.admit(name),
+            "ping_interval": c.ping_interval,
             "controller": c.name,
             "heartbeat": {"interval": c.heartbeat.interval, "timeout": c.heartbeat.timeout},
         }

@@ -21,6 +21,7 @@ from backend.net.session import FrameSession
 from backend.node import logtail
 from backend.node.serializer import Serializer
 from seer.protocol.datagrams import VerifyingKeys
+from seer.protocol.tags import NodeTag
 from seer.protocol.wire import Frame, WireError
 
 log = Logger()
@@ -69,7 +70,8 @@ class ControllerFrames:
 
     def _on_welcome(self, session: FrameSession, frame: Frame) -> None:
         try:
-            keys = VerifyingKeys.from_json(frame.get("keys") or {})
+            keys = VerifyingKeys.from_json(frame.get("keys") or {}).with_tag(
+                NodeTag.from_welcome(frame.get("tag")))
             epoch, serial = int(frame.get("epoch")), int(frame.get("serial"))
         except (WireError, TypeError, ValueError) as e:
             log.error("unusable WELCOME from the controller ({error}); reconnecting",
@@ -104,7 +106,7 @@ class ControllerFrames:
 
     def _on_repair(self, session: FrameSession, frame: Frame) -> None:
         self.d.counters["repairs_received"] += 1
-        self.d.accept_datagram(frame.blob)
+        self.d.accept_datagram(frame.blob, by_tls=True)
 
     def _on_snapshot(self, session: FrameSession, frame: Frame) -> None:
         if frame.get("epoch") != self.d.epoch or not isinstance(frame.get("serial"), int):

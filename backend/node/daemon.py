@@ -261,9 +261,10 @@ class NodeDaemon(service.MultiService):
         with self.reporter.holding():
             self.accept_datagram(data)
 
-    def accept_datagram(self, data: bytes) -> None:
+    def accept_datagram(self, data: bytes, by_tls: bool = False) -> None:
+        """``by_tls``: a REPAIR's datagram, the controller's by its TLS link."""
         try:
-            datagram = decode_datagram(self.keys, data)
+            datagram = decode_datagram(self.keys, data, by_tls)
         except WireError as e:
             self._drop(e.reason, str(e))
             return

@@ -5,7 +5,7 @@ Sans-IO, like :mod:`seer.protocol.wire` (whose JSON, version and
 
     magic    4 bytes          b"SEER"
     version  u8               PROTOCOL_VERSION
-    kind     u8               1 = MESSAGES, 2 = PING
+    kind     u8               1 = MESSAGES, 2 = PING; + 0x80 = tagged
     epoch    u64 big-endian   the controller's serial sequence
     serial   u64 big-endian   first serial carried (MESSAGES) or current
                               serial (PING)
@@ -15,13 +15,19 @@ Sans-IO, like :mod:`seer.protocol.wire` (whose JSON, version and
                               PING: an object
     sig      256 bytes        RSASSA-PSS signature (RSA-2048, SHA-256,
                               MGF1-SHA-256, 32-byte salt) over everything
-                              before it
+                              before it -- or, tagged:
+    tags     slots x 8 bytes  each node's tag: HMAC-SHA256 under that node's
+                              key over header and body, first 8 bytes
+    slots    u16 big-endian   how many tags
     mac      32 bytes         HMAC-SHA256 over everything before it
 
 The HMAC key is shared by the experiment's nodes and keeps outsiders out
 cheaply; the RSA signature is made with a key only the controller holds,
-so a compromised node (which knows the HMAC key) still cannot command the
-others.  Both keys reach nodes only over mutual TLS.
+and each tag with a key only its node and the controller hold
+(:mod:`seer.protocol.tags`), so a compromised node (which knows the HMAC
+key) still cannot command the others.  Every key reaches nodes only over
+mutual TLS; a datagram that comes over that TLS link (a REPAIR) is the
+controller's by the link, and only its HMAC is checked.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from seer.protocol.mac import KeyedMac
 from seer.protocol.messages import EXPERIMENT_MESSAGE_TYPES
+from seer.protocol.tags import TAG_COUNT, TAG_LEN, NodeTag, TagTable
 from seer.protocol.wire import PROTOCOL_VERSION, WireError, decode_json, dumps, version_mismatch
 
 # RSA rather than elliptic curves: one controller signs each datagram once
@@ -57,11 +64,15 @@ MAGIC = b"SEER"
 KIND_MESSAGES = 1
 KIND_PING = 2
 DATAGRAM_KINDS = {KIND_MESSAGES: "MESSAGES", KIND_PING: "PING"}
+#: Added to the kind: sealed by per-node tags instead of the RSA signature.
+TAGGED = 0x80
 
 _DATAGRAM_HEADER = struct.Struct(">4sBBQQH")
 SIG_LEN = RSA_BITS // 8
 MAC_LEN = 32
 DATAGRAM_OVERHEAD = _DATAGRAM_HEADER.size + SIG_LEN + MAC_LEN
+#: The least a tagged datagram takes (no tags, no body).
+MIN_DATAGRAM = _DATAGRAM_HEADER.size + TAG_COUNT.size + MAC_LEN
 
 
 _MAX_SERIAL = 2**64 - 1
@@ -100,10 +111,21 @@ class VerifyingKeys:
 
     hmac_key: bytes
     public_key: rsa.RSAPublicKey
+    #: This node's tag key and slot (WELCOME's ``tag``), for tagged datagrams.
+    tag: NodeTag | None = field(default=None, repr=False, compare=False)
     mac: KeyedMac = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mac", KeyedMac(self.hmac_key))
+
+    def with_tag(self, tag: NodeTag | None) -> VerifyingKeys:
+        return VerifyingKeys(self.hmac_key, self.public_key, tag)
+
+    def check_tag(self, content: bytes, table: bytes, slots: int) -> None:
+        """Raise WireError unless ``table`` holds this node's tag of ``content``."""
+        if self.tag is None or not self.tag.matches(content, table, slots):
+            raise WireError("tag", "no tag of this node's key from this experiment's "
+                                   "controller")
 
     def to_json(self) -> dict[str, str]:
         return {
@@ -167,14 +189,19 @@ def _check_serial(serial: int) -> None:
 
 
 def _seal(keys: SigningKeys, kind: int, epoch: int, serial: int, count: int,
-          payload: bytes) -> bytes:
-    signed = (
-        _DATAGRAM_HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, epoch, serial, count)
-        + payload
-    )
-    size = len(signed) + SIG_LEN + MAC_LEN
-    if size > MAX_DATAGRAM:
-        raise ValueError(f"datagram of {size} bytes exceeds the {MAX_DATAGRAM}-byte limit")
+          payload: bytes, tags: TagTable | None = None) -> bytes:
+    """The datagram, tagged if ``tags`` has room for every node, else signed."""
+    size = _DATAGRAM_HEADER.size + len(payload) + MAC_LEN
+    if tags is not None and tags.usable(size - MAC_LEN, MAX_DATAGRAM - MAC_LEN):
+        content = _DATAGRAM_HEADER.pack(MAGIC, PROTOCOL_VERSION, kind | TAGGED, epoch,
+                                        serial, count) + payload
+        sealed = content + tags.trailer(content)
+        return sealed + keys.mac.digest(sealed)
+    if size + SIG_LEN > MAX_DATAGRAM:
+        raise ValueError(f"datagram of {size + SIG_LEN} bytes exceeds the "
+                         f"{MAX_DATAGRAM}-byte limit")
+    signed = _DATAGRAM_HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, epoch, serial, count) + \
+        payload
     signed += keys.sign(signed)
     return signed + keys.mac.digest(signed)
 
@@ -190,14 +217,15 @@ def batch_size(encoded_messages: list[bytes]) -> int:
 
 
 def encode_batch(keys: SigningKeys, epoch: int, serial: int, count: int,
-                 payload: bytes) -> bytes:
-    """Seal a MESSAGES datagram whose body (``count`` messages) is encoded."""
+                 payload: bytes, tags: TagTable | None = None) -> bytes:
+    """Seal a MESSAGES datagram whose body (``count`` messages) is encoded:
+    tagged for every node of ``tags`` if there is room, else signed."""
     _check_serial(epoch)
     _check_serial(serial)
     if not 0 < count <= 0xFFFF:
         raise ValueError(f"a MESSAGES datagram carries 1..65535 messages, not {count}")
     _check_serial(serial + count - 1)
-    return _seal(keys, KIND_MESSAGES, epoch, serial, count, payload)
+    return _seal(keys, KIND_MESSAGES, epoch, serial, count, payload, tags)
 
 
 def encode_datagram(
@@ -207,22 +235,28 @@ def encode_datagram(
     serial: int,
     messages: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
     body: dict[str, Any] | None = None,
+    tags: TagTable | None = None,
 ) -> bytes:
-    """Sign and encode one datagram; raises ValueError if it would not fit."""
+    """Seal and encode one datagram; raises ValueError if it would not fit."""
     if kind == KIND_MESSAGES:
         return encode_batch(
-            keys, epoch, serial, len(messages), batch_payload([dumps(m) for m in messages])
-        )
+            keys, epoch, serial, len(messages), batch_payload([dumps(m) for m in messages]),
+            tags)
     if kind == KIND_PING:
         _check_serial(epoch)
         _check_serial(serial)
-        return _seal(keys, KIND_PING, epoch, serial, 0, dumps(body or {}))
+        return _seal(keys, KIND_PING, epoch, serial, 0, dumps(body or {}), tags)
     raise ValueError(f"unknown datagram kind {kind}")
 
 
 def peek_datagram_header(data: bytes) -> tuple[int, int, int, int]:
-    """(kind, epoch, serial, count) of a datagram, unverified."""
-    if len(data) < DATAGRAM_OVERHEAD:
+    """(kind, epoch, serial, count) of a datagram, unverified (kind without TAGGED)."""
+    kind, epoch, serial, count = _header(data)
+    return kind & ~TAGGED, epoch, serial, count
+
+
+def _header(data: bytes) -> tuple[int, int, int, int]:
+    if len(data) < MIN_DATAGRAM:
         raise WireError("truncated", f"datagram of {len(data)} bytes")
     magic, version, kind, epoch, serial, count = _DATAGRAM_HEADER.unpack_from(data)
     if magic != MAGIC:
@@ -232,39 +266,75 @@ def peek_datagram_header(data: bytes) -> tuple[int, int, int, int]:
             "version",
             version_mismatch("datagram", version),
         )
-    if kind not in DATAGRAM_KINDS:
+    if kind & ~TAGGED not in DATAGRAM_KINDS:
         raise WireError("kind", f"unknown datagram kind {kind}")
     return kind, epoch, serial, count
+
+
+def _seal_of(data: bytes, kind: int) -> tuple[bytes, bytes, int]:
+    """(content, seal, slots) of a datagram of ``kind`` (TAGGED included):
+    content is header and body; seal the signature (slots -1) or the tags."""
+    end = len(data) - MAC_LEN
+    if kind & TAGGED:
+        (slots,) = TAG_COUNT.unpack_from(data, end - TAG_COUNT.size)
+        start = end - TAG_COUNT.size - slots * TAG_LEN
+        if start < _DATAGRAM_HEADER.size:
+            raise WireError("truncated", f"datagram of {len(data)} bytes for {slots} tags")
+        return data[:start], data[start:end - TAG_COUNT.size], slots
+    if len(data) < DATAGRAM_OVERHEAD:
+        raise WireError("truncated", f"datagram of {len(data)} bytes")
+    return data[:end - SIG_LEN], data[end - SIG_LEN:end], -1
 
 
 def peek_ping(data: bytes) -> dict[str, Any]:
     """The body of a PING, *unverified*: what a daemon that has no keys yet
     reads to learn where the controller listens (it then trusts that address
     only once the TLS handshake shows the experiment's controller certificate)."""
-    kind, _, _, count = peek_datagram_header(data)
-    if kind != KIND_PING or count != 0 or len(data) > MAX_DATAGRAM:
+    kind, _, _, count = _header(data)
+    content, _, _ = _seal_of(data, kind)
+    if kind & ~TAGGED != KIND_PING or count != 0 or len(data) > MAX_DATAGRAM:
         raise WireError("kind", "not a PING")
-    body = decode_json(data[_DATAGRAM_HEADER.size:-(SIG_LEN + MAC_LEN)], "PING body")
+    body = decode_json(content[_DATAGRAM_HEADER.size:], "PING body")
     if not isinstance(body, dict):
         raise WireError("body", "PING body must be an object")
     return body
 
 
-def decode_datagram(keys: VerifyingKeys, data: bytes) -> Datagram:
+def peek_messages(data: bytes) -> list[Any]:
+    """The messages a MESSAGES datagram carries, *unverified* ([] for a PING
+    or anything unreadable): for taps and tests that watch the group."""
+    try:
+        kind, _, _, _ = _header(data)
+        content, _, _ = _seal_of(data, kind)
+        body = decode_json(content[_DATAGRAM_HEADER.size:], "datagram body")
+    except WireError:
+        return []
+    return body if kind & ~TAGGED == KIND_MESSAGES and isinstance(body, list) else []
+
+
+def decode_datagram(keys: VerifyingKeys, data: bytes, by_tls: bool = False) -> Datagram:
     """Verify and decode one datagram.
 
-    Raises :class:`WireError` for anything that is not a datagram signed by
+    Raises :class:`WireError` for anything that is not a datagram sealed by
     this experiment's controller: garbage, truncation, wrong version, bad
-    HMAC (forged or another experiment's), bad signature, malformed body.
+    HMAC (forged or another experiment's), bad signature or tag, malformed
+    body.  ``by_tls``: it came over the mutual-TLS link from the controller
+    (a REPAIR), which says who made it -- signature and tag are not checked
+    (a tag of a node that joined later would not be there).
     """
     if len(data) > MAX_DATAGRAM:
         raise WireError("oversized", f"datagram of {len(data)} bytes")
-    kind, epoch, serial, count = peek_datagram_header(data)
-    signed, mac = data[:-MAC_LEN], data[-MAC_LEN:]
-    if not keys.mac.matches(signed, mac):
+    kind, epoch, serial, count = _header(data)
+    if not keys.mac.matches(data[:-MAC_LEN], data[-MAC_LEN:]):
         raise WireError("mac", "HMAC does not match this experiment's key")
-    content, sig = signed[:-SIG_LEN], signed[-SIG_LEN:]
-    keys.check_signature(sig, content)
+    # The layout after the body is read only once the HMAC says who made it.
+    content, seal, slots = _seal_of(data, kind)
+    kind &= ~TAGGED
+    if not by_tls:
+        if slots >= 0:
+            keys.check_tag(content, seal, slots)
+        else:
+            keys.check_signature(seal, content)
     body = decode_json(content[_DATAGRAM_HEADER.size :], "datagram body")
     if kind == KIND_PING:
         if count != 0 or not isinstance(body, dict):

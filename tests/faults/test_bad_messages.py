@@ -14,22 +14,19 @@ fail that message and leave the group working.
 
 from __future__ import annotations
 
-import json
-import struct
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from e2e import GroupTap, lab_for
+from seer.protocol.datagrams import peek_messages
 
 pytestmark = pytest.mark.e2e
 
 FAULT_AGENTS = Path(__file__).resolve().parent / "agents"
 NODES = ["n1", "n2"]
 TIMEOUT = 8.0  # for each message: long enough on a loaded machine, short on failure
-_HEADER = struct.Struct(">4sBBQQH")
-_TRAILER = 256 + 32  # signature and HMAC
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +64,7 @@ def one_write(exp):
 
 
 def datagram_messages(data: bytes) -> list[dict]:
-    magic, _, kind, _, _, _ = _HEADER.unpack_from(data)
-    if magic != b"SEER" or kind != 1:
-        return []
-    return json.loads(data[_HEADER.size:len(data) - _TRAILER])
+    return [m for m in peek_messages(data) if isinstance(m, dict)]
 
 
 def send_together(lab, exp, bad: dict, healthy_group: str):

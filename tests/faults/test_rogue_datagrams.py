@@ -77,7 +77,7 @@ def test_rogue_datagrams_are_dropped_counted_and_never_dispatched(lab):
             real = tap.capture(lambda d: peek_datagram_header(d)[0] == KIND_MESSAGES
                                and b'"group":"rogue"' in d)
             assert pending.result().ok
-            _, epoch, serial, count = peek_datagram_header(real)
+            _, epoch, serial, _ = peek_datagram_header(real)
             assert epoch == stolen.epoch
             rng = random.Random(13)
             rogue = {kind: [hostile.fuzzed(kind, rng, stolen, epoch) for _ in range(EACH)]
@@ -92,10 +92,9 @@ def test_rogue_datagrams_are_dropped_counted_and_never_dispatched(lab):
             other_epoch = real[:6] + (epoch + 1).to_bytes(8, "big") + real[14:]
             rogue["epoch, HMAC as it was"] = [other_epoch] * EACH
             rogue["epoch, HMAC made again"] = [
-                hostile.seal(stolen.hmac_key, KIND_MESSAGES, epoch + 1, serial, count,
-                             real[hostile.HEADER.size:-(hostile.SIG_LEN + hostile.MAC_LEN)],
-                             signature=real[-(hostile.SIG_LEN + hostile.MAC_LEN):
-                                            -hostile.MAC_LEN])] * EACH
+                hostile.reseal(stolen.hmac_key, real, epoch + 1)] * EACH
+            # ... or a tagged one: its own tag right, the others' guessed.
+            rogue["tag"] = [hostile.fuzzed("tag", rng, stolen, epoch) for _ in range(EACH)]
             rogue["replay"] = [real] * EACH
             inject(lab, tap, [d for datagrams in rogue.values() for d in datagrams])
             assert exp.command("RECORDER", "rogue", "RECORD", {"i": 2}).ok
@@ -112,7 +111,8 @@ def test_rogue_datagrams_are_dropped_counted_and_never_dispatched(lab):
         "dropped_magic": EACH, "dropped_truncated": EACH + 1, "dropped_version": EACH,
         "dropped_kind": EACH, "dropped_oversized": 3,
         "dropped_mac": 3 * EACH,        # bad HMAC, cut short, another epoch as it was
-        "dropped_signature": 2 * EACH,  # the compromised node's, another epoch made again
+        "dropped_signature": EACH,      # the compromised node's signature
+        "dropped_tag": 2 * EACH,        # its tags, another epoch made again (real is tagged)
         "dispatched": 4,                # the SET and the three real RECORDs
     }
 
