@@ -258,8 +258,11 @@ class NodeDaemon(service.MultiService):
             else:
                 self.counters["early_overflow"] += 1
             return
-        with self.reporter.holding():
+        self.reporter.hold()
+        try:
             self.accept_datagram(data)
+        finally:
+            self.reporter.release()
 
     def accept_datagram(self, data: bytes, by_tls: bool = False) -> None:
         """``by_tls``: a REPAIR's datagram, the controller's by its TLS link."""

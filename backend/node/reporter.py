@@ -20,8 +20,7 @@ never confirmed (UDP blocked on the way) is given up for TLS.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 #: An acknowledgement with no outcome to carry waits this long to batch.
 ACK_DELAY = 0.2
@@ -64,6 +63,7 @@ class Reporter:
         self._call: Any = None
         self._holding = False
         self._due = False
+        self._ack_due = False
         #: The controller's report channel (None: TLS only).
         self.channel: Any = None
         #: seq -> (sent at, outcomes) of report datagrams not yet confirmed.
@@ -101,8 +101,11 @@ class Reporter:
 
     def schedule(self, urgent: bool) -> None:
         """A REPORT at the end of this turn (urgent) or within ACK_DELAY."""
-        if urgent and self._holding:
-            self._due = True  # sent when the datagram being handled is done
+        if self._holding:  # decided when the datagram being handled is done
+            if urgent:
+                self._due = True
+            else:
+                self._ack_due = True
             return
         call = self._call
         if call is not None and call.active():
@@ -111,19 +114,21 @@ class Reporter:
             return
         self._call = self.clock.callLater(0 if urgent else ACK_DELAY, self.flush)
 
-    @contextmanager
-    def holding(self) -> Iterator[None]:
-        """While a datagram is handled: its outcomes, acknowledgement and
-        events leave in one REPORT written as soon as it is done -- in the
-        same reactor turn, not one turn later."""
+    def hold(self) -> None:
+        """A datagram is being handled: its outcomes, acknowledgement and
+        events leave in one REPORT written as soon as it is done (:meth:`release`)
+        -- in the same reactor turn, not one turn later, and with no timer
+        set and cancelled for an acknowledgement its outcome carries anyway."""
         self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-            if self._due:
-                self._due = False
-                self.flush()
+
+    def release(self) -> None:
+        self._holding = False
+        if self._due:
+            self._due = self._ack_due = False
+            self.flush()
+        elif self._ack_due:
+            self._ack_due = False
+            self.schedule(urgent=False)
 
     def flush(self) -> None:
         if self._call is not None and self._call.active():
