@@ -28,7 +28,7 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from seer.protocol.vartypes import VarError
-from seer.protocol.wire import dumps
+from seer.protocol.wire import checked_dumps
 
 #: Largest result one outcome may carry (bytes of JSON): a REPORT holds many.
 MAX_RESULT = 1 << 20
@@ -56,7 +56,7 @@ def json_result(value: Any) -> tuple[str | None, Any]:
     if not isinstance(value, (dict, list, tuple)):
         return None, str(value)
     try:
-        size = len(dumps(value))
+        size = len(checked_dumps(value))
     except (TypeError, ValueError, RecursionError) as e:
         return f"the result is not JSON: {_first_problem(value) or e}", None
     if size > MAX_RESULT:
@@ -69,10 +69,10 @@ def json_safe(value: Any) -> Any:
     """``value`` if JSON can carry it; else a copy in which whatever JSON
     cannot carry is its ``repr`` (and non-string keys their ``str``)."""
     try:
-        size = len(dumps(value))
+        size = len(checked_dumps(value))
     except (TypeError, ValueError, RecursionError):
         value = _repaired(value, 0, set())
-        size = len(dumps(value))
+        size = len(checked_dumps(value))
     if size > MAX_DATA:
         return {"dropped": f"{size} bytes of JSON, more than the {MAX_DATA} allowed"}
     return value
