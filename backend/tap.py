@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from backend.node.daemon import NodeDaemon
 from backend.runtime.agentloader import default_registry
 from seer.config import parse_hostport, read_nodefile
+from seer.protocol.wire import use_orjson
 
 if TYPE_CHECKING:
     from backend.controller import Controller
@@ -29,6 +30,7 @@ _DAEMON_KEYWORDS = ("controller", "interface", "certs", "attributes", "labels", 
 
 def make_controller(settings: dict[str, Any], reactor: Any) -> Controller:
     """`seer controller`: the Controller of these settings."""
+    use_orjson()
     # Imported here: a daemon's process (one per node) never loads the
     # controller's modules, about 1 MB of every daemon's RSS.
     from backend.controller import Controller
@@ -48,6 +50,7 @@ def make_controller(settings: dict[str, Any], reactor: Any) -> Controller:
 
 def make_daemon(settings: dict[str, Any], reactor: Any) -> NodeDaemon:
     """`seer daemon`: the NodeDaemon of these settings."""
+    use_orjson()
     return NodeDaemon(
         settings["name"] or None, reactor=reactor, multicastaddr=settings["group"],
         registry=default_registry([Path(d) for d in settings["agent_dirs"]]),

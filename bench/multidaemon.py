@@ -49,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     from backend.runtime.agentloader import default_registry
     from backend.node.daemon import NodeDaemon
     from backend.node.pollers import load_pollers
+    from seer.protocol.wire import use_orjson
 
     # A hundred daemons' info lines would drown the log: warnings only.
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
         redirectStandardIO=False)
+    use_orjson()  # as `seer daemon` does (backend/tap.py)
     registry = default_registry([Path(d) for d in args.agent_dirs])
     parent = service.MultiService()
     # One set of poller classes for every daemon of the process (loaded once).

@@ -1,7 +1,8 @@
 """Client commands stay light: a fresh `seer` process running any client
 command loads neither Twisted, nor pyOpenSSL, nor cryptography's x509
-(issue 17: the CLI's time is its imports), nor matplotlib (only `seer
-report` draws, and not before it has found the run); and the client's
+(issue 17: the CLI's time is its imports), nor orjson (the servers' JSON),
+nor matplotlib (only `seer report` draws, and not before it has found the
+run); and the client's
 modules import nothing of the testbed, the backend or those libraries,
 even inside a function."""
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import seer
 
-HEAVY = ("twisted", "OpenSSL", "cryptography.x509", "matplotlib")
+HEAVY = ("twisted", "OpenSSL", "cryptography.x509", "matplotlib", "orjson")
 SEER = Path(seer.__file__).resolve().parent
 
 # Runs each command line in turn in one fresh interpreter and prints, after

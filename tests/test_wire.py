@@ -7,7 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from seer.protocol import datagrams
+from seer.protocol import datagrams, wire
 from seer.protocol.datagrams import (
     KIND_MESSAGES,
     KIND_PING,
@@ -337,3 +337,41 @@ def test_numbers_that_overflow_to_infinity_are_refused():
                         b'[{"type":"COMMAND","target":"*","args":{"x":1e999}}]')
     with pytest.raises(WireError, match="out of range"):
         decode_datagram(VERIFY, signed)
+
+
+@pytest.fixture(params=["json", "orjson"])
+def codec(request):
+    """Each test of the wire's JSON under both codecs: the standard library's
+    (clients) and orjson (the daemon and the controller, backend/tap.py)."""
+    wire.use_orjson(request.param == "orjson")
+    yield request.param
+    wire.use_orjson(False)
+
+
+@pytest.mark.parametrize("text", [b"NaN", b"[Infinity]", b'{"x":-Infinity}', b"1e999",
+                                  b'{"rate":-1E400}', b"[1,", b"\xff", b""])
+def test_both_codecs_refuse_what_json_cannot_carry(codec, text):
+    with pytest.raises(WireError) as e:
+        wire.decode_json(text, "the body")
+    assert e.value.reason == "body" and "the body is not UTF-8 JSON" in str(e.value)
+    if b"e999" in text or b"E400" in text:
+        assert "out of range" in str(e.value)
+
+
+@pytest.mark.parametrize("value", [{"a": [1, 2.5, None, True, "é"]}, [], {"n": -0.5},
+                                   {1: "int_key"}, [{"deep": [[[]]]}]])
+def test_both_codecs_round_trip_alike(codec, value):
+    data = wire.dumps(value)
+    assert b" " not in data  # compact
+    expected = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    assert wire.decode_json(data, "x") == expected
+
+
+def test_checked_dumps_refuses_nan_under_both_codecs(codec):
+    with pytest.raises(ValueError):
+        wire.checked_dumps({"x": [1.0, float("nan")]})
+    with pytest.raises(ValueError):
+        wire.checked_dumps({"x": float("inf"), "y": None})
+    assert wire.checked_dumps({"y": None}) == b'{"y":null}'
+    with pytest.raises(TypeError):
+        wire.checked_dumps({"x": object()})

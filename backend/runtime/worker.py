@@ -34,7 +34,7 @@ from backend.runtime import workerproto as wp
 from backend.runtime.context import AgentContext
 from backend.runtime.results import describe, json_safe
 from backend.runtime.runner import AgentRunner
-from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame
+from seer.protocol.wire import Frame, FrameDecoder, WireError, encode_frame, use_orjson
 
 log = Logger()
 
@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     # A crash in C (a segfault through ctypes) prints where it happened to
     # stderr, which the daemon logs, and still dies of its signal.
     faulthandler.enable()
+    use_orjson()  # the worker protocol's JSON, like its daemon's
     protocol_in, protocol_out = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # print() in an agent goes to the log, never into the protocol
     devnull = os.open(os.devnull, os.O_RDONLY)

@@ -13,19 +13,19 @@ Stream frames (every TLS connection, both directions)::
     json     json_len bytes   UTF-8 JSON object with a string "type"
     blob     the rest         raw bytes (file contents, a repaired datagram)
 
-It needs only the standard library and orjson (a small compiled JSON
-codec), so the blocking client stays light.
+It needs only the standard library (servers may switch its JSON to orjson,
+:func:`use_orjson`), so the blocking client stays light.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-import orjson
 
 #: Version 2 (this release): see docs/PROTOCOL.md, "Changes in version 2".
 PROTOCOL_VERSION = 2
@@ -52,22 +52,68 @@ class WireError(Exception):
         self.detail = detail
 
 
-# The standard library's encoder, strict: what checked_dumps falls back on.
-_STRICT_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-#: Keys that are numbers, booleans or null become strings, as json.dumps does.
-_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 overflows to infinity, which JSON cannot carry
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+# Made once: json.loads and json.dumps given options build a new decoder or
+# encoder on every call, which cost more than the JSON itself for SEER's
+# small frames (a third of a REPORT's encoding).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    return _DECODER.decode(data.decode("utf-8"))
+
+
+def _stdlib_dumps(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode()
+
+
+#: The codec in use: the standard library's unless use_orjson() was called.
+_loads: Callable[[bytes], Any] = _stdlib_loads
+_dumps: Callable[[Any], bytes] = _stdlib_dumps
+
+
+def use_orjson(enabled: bool = True) -> None:
+    """orjson for this process's wire JSON: what the daemon and the controller
+    choose (backend/tap.py).  A node decodes a datagram body and encodes a
+    report per command, the controller decodes a report per node per
+    command: orjson does each 2-15x faster (docs/PERFORMANCE.md).  Clients
+    keep the standard library: importing orjson (it loads uuid, inspect and
+    more) costs about 7.5 ms, more than a command's JSON.  Both codecs are
+    strict alike: no NaN, no Infinity, no number that overflows to infinity."""
+    global _loads, _dumps
+    if not enabled:  # back to the standard library's (tests compare the two)
+        _loads, _dumps = _stdlib_loads, _stdlib_dumps
+        return
+    import orjson
+
+    def loads(data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            if "infinity" in str(e):
+                raise ValueError("a number is out of range") from None
+            raise
+
+    # Keys that are numbers, booleans or null become strings, as json.dumps does.
+    _loads, _dumps = loads, functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
 
 
 def decode_json(data: bytes, what: str) -> Any:
-    """JSON from the wire: strict (no NaN, no Infinity, no number that
-    overflows to infinity, UTF-8 only).  orjson rather than the standard
-    library: twice as fast on a datagram's body, and a node decodes one per
-    command (docs/PERFORMANCE.md)."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        why = "a number is out of range" if "infinity" in str(e) else str(e)
-        raise WireError("body", f"{what} is not UTF-8 JSON ({why})") from None
+        return _loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise WireError("body", f"{what} is not UTF-8 JSON ({e})") from None
 
 
 def version_mismatch(what: str, version: int) -> str:
@@ -95,19 +141,18 @@ def non_finite(value: Any, where: str = "") -> str | None:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON, the only JSON encoding SEER puts on the wire
-    (orjson: ten times the standard library's speed on a REPORT).  NaN and
-    infinities become null: a value that may hold them (an agent's) goes
-    through :func:`checked_dumps`; TypeError for what JSON cannot carry."""
-    return orjson.dumps(value, option=_DUMP_OPTIONS)
+    """Compact UTF-8 JSON, the only JSON encoding SEER puts on the wire;
+    TypeError for what JSON cannot carry.  Under orjson NaN and infinities
+    become null: a value that may hold them (an agent's) goes through
+    :func:`checked_dumps`."""
+    return _dumps(value)
 
 
 def checked_dumps(value: Any) -> bytes:
-    """:func:`dumps`, but ValueError if ``value`` holds NaN or an infinity
-    (which :func:`dumps` would have written as null)."""
-    data = orjson.dumps(value, option=_DUMP_OPTIONS)
-    if b"null" in data:  # perhaps a NaN: the strict encoder says
-        _STRICT_ENCODER.encode(value)
+    """:func:`dumps`, but ValueError if ``value`` holds NaN or an infinity."""
+    data = _dumps(value)
+    if _dumps is not _stdlib_dumps and b"null" in data:  # perhaps a NaN written as null
+        _ENCODER.encode(value)
     return data
 
 
