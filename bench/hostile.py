@@ -34,12 +34,13 @@ from typing import Any
 
 from seer.config import parse_hostport
 from seer.protocol.certs import CONTROLLER_NAME, CertDirectory
+from seer.protocol.tags import TAG_COUNT, TAG_LEN
 from seer.protocol.tls import client_context
 from seer.protocol.wire import FrameDecoder, encode_frame
 
 HEADER = struct.Struct(">4sBBQQH")  # magic, version, kind, epoch, serial, count
 SIG_LEN, MAC_LEN = 256, 32
-TAGGED, TAG_LEN, TAG_COUNT = 0x80, 8, struct.Struct(">H")
+TAGGED = 0x80
 #: The least any datagram takes: a tagged one with no tags and no body.
 MIN_DATAGRAM = HEADER.size + TAG_COUNT.size + MAC_LEN
 MAX_DATAGRAM = 65000

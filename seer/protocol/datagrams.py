@@ -290,11 +290,10 @@ def peek_ping(data: bytes) -> dict[str, Any]:
     """The body of a PING, *unverified*: what a daemon that has no keys yet
     reads to learn where the controller listens (it then trusts that address
     only once the TLS handshake shows the experiment's controller certificate)."""
-    kind, _, _, count = _header(data)
-    content, _, _ = _seal_of(data, kind)
-    if kind & ~TAGGED != KIND_PING or count != 0 or len(data) > MAX_DATAGRAM:
+    kind, count, body_bytes = _unverified_body(data)
+    if kind != KIND_PING or count != 0 or len(data) > MAX_DATAGRAM:
         raise WireError("kind", "not a PING")
-    body = decode_json(content[_DATAGRAM_HEADER.size:], "PING body")
+    body = decode_json(body_bytes, "PING body")
     if not isinstance(body, dict):
         raise WireError("body", "PING body must be an object")
     return body
@@ -304,12 +303,18 @@ def peek_messages(data: bytes) -> list[Any]:
     """The messages a MESSAGES datagram carries, *unverified* ([] for a PING
     or anything unreadable): for taps and tests that watch the group."""
     try:
-        kind, _, _, _ = _header(data)
-        content, _, _ = _seal_of(data, kind)
-        body = decode_json(content[_DATAGRAM_HEADER.size:], "datagram body")
+        kind, _, body_bytes = _unverified_body(data)
+        body = decode_json(body_bytes, "datagram body")
     except WireError:
         return []
-    return body if kind & ~TAGGED == KIND_MESSAGES and isinstance(body, list) else []
+    return body if kind == KIND_MESSAGES and isinstance(body, list) else []
+
+
+def _unverified_body(data: bytes) -> tuple[int, int, bytes]:
+    """(kind without TAGGED, count, the body's bytes) of a datagram, unverified."""
+    kind, _, _, count = _header(data)
+    content, _, _ = _seal_of(data, kind)
+    return kind & ~TAGGED, count, content[_DATAGRAM_HEADER.size:]
 
 
 def decode_datagram(keys: VerifyingKeys, data: bytes, by_tls: bool = False) -> Datagram:

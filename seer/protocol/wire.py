@@ -26,7 +26,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
-
 #: Version 2 (this release): see docs/PROTOCOL.md, "Changes in version 2".
 PROTOCOL_VERSION = 2
 
