@@ -102,11 +102,13 @@ def test_cli_benchmark_times_whole_seer_processes(tmp_path):
     assert all(r["n"] == 2 and r["p50"] > 0 for r in data["results"].values())
 
 
-def test_python_floor_answers_every_round_from_verifying_nodes(tmp_path):
-    stdout, data = run_bench(tmp_path, "pyfloor", "--nodes", "3", "--rounds", "5")
-    assert "the Python floor" in stdout
+@pytest.mark.parametrize("check", ["tag", "signature"])
+def test_python_floor_answers_every_round_from_verifying_nodes(tmp_path, check):
+    stdout, data = run_bench(tmp_path, "pyfloor", "--nodes", "3", "--rounds", "5",
+                             "--check", check)
+    assert f"the Python floor: verify ({check})" in stdout
     (r,) = data["results"]
-    assert r["nodes"] == 3 and r["latency_ms"]["n"] == 5 and r["lost_rounds"] == 0
+    assert r["check"] == check and r["nodes"] == 3 and r["latency_ms"]["n"] == 5 and r["lost_rounds"] == 0
     # From /proc in clock ticks (10 ms): a run this short may show none.
     assert r["cpu_ms_per_node_per_command"] >= 0
 
