@@ -1,15 +1,16 @@
 """The Python floor: what the least a Python node could do per command costs.
 
 N processes, one per node as SEER's daemons are, each a plain loop with no
-framework: receive the multicast datagram, check its HMAC-SHA256 and its
-RSA-2048 PSS signature (SEER's algorithms, through the same `cryptography`),
-decode its JSON, and answer with a JSON outcome under an HMAC by unicast
-UDP.  With `--check tag` (the default, as protocol version 2 does for up
-to 256 nodes) each node checks its own 8-byte HMAC tag in a table of one
-per node instead of the RSA signature.  The sender times each round until all N answers are in; each node's
-CPU comes from /proc.  SEER's daemon does this and more (ordering, repair,
-scheduling, the agent, its REPORT's bookkeeping, stats, heartbeats): the gap
-between the two is SEER's own cost; this floor is Python's.
+framework: receive the multicast datagram, check its HMAC-SHA256 and then
+either its own 8-byte tag in the datagram's table of one per node
+(`--check tag`, the default, as protocol version 2 does up to 256 nodes) or
+its RSA-2048 PSS signature (`--check signature`, as beyond) -- SEER's
+algorithms and layout -- decode its JSON, and answer with a JSON outcome
+under an HMAC by unicast UDP.  The sender times each round until all N
+answers are in; each node's CPU comes from /proc.  SEER's daemon does this
+and more (ordering, repair, scheduling, the agent, its REPORT's
+bookkeeping, stats, heartbeats): the gap between the two is SEER's own
+cost; this floor is Python's.
 
     python -m bench pyfloor --nodes 100 --rounds 200 [--check signature]
 """
@@ -30,9 +31,10 @@ import time
 from pathlib import Path
 
 from bench.common import add_json_flag, positive, process_cpu, summary_ms, table, write_json
+from seer.protocol.tags import TAG_COUNT, TAG_LEN
 
 ROOT = Path(__file__).resolve().parent.parent
-SIG_LEN, MAC_LEN, TAG_LEN = 256, 32, 8
+SIG_LEN, MAC_LEN = 256, 32
 
 
 def _tag_key(master: bytes, slot: int) -> bytes:
@@ -72,8 +74,8 @@ def node(name: str, group: str, port: int, reply: int, key_file: str, slot: int)
         if not hmac.compare_digest(hmac.digest(hmac_key, signed, "sha256"), mac):
             continue
         if slot >= 0:
-            count = int.from_bytes(signed[-2:], "big")
-            body = signed[:-2 - TAG_LEN * count]
+            count, = TAG_COUNT.unpack(signed[-TAG_COUNT.size:])
+            body = signed[:-TAG_COUNT.size - TAG_LEN * count]
             tag = signed[len(body) + TAG_LEN * slot:len(body) + TAG_LEN * (slot + 1)]
             if not hmac.compare_digest(hmac.digest(tag_key, body, "sha256")[:TAG_LEN], tag):
                 continue
@@ -114,7 +116,7 @@ def measure(n: int, rounds: int, workdir: Path, check: str = "tag") -> dict:
         body = json.dumps(message).encode()
         if check == "tag":
             tags = b"".join(hmac.digest(k, body, "sha256")[:TAG_LEN] for k in tag_keys)
-            signed = body + tags + n.to_bytes(2, "big")
+            signed = body + tags + TAG_COUNT.pack(n)
         else:
             signed = body + private.sign(body, pss, sha256)
         return signed + hmac.digest(hmac_key, signed, "sha256")
@@ -150,7 +152,8 @@ def measure(n: int, rounds: int, workdir: Path, check: str = "tag") -> dict:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-    return {"nodes": n, "check": check, "latency_ms": summary_ms(latencies), "lost_rounds": rounds - len(latencies),
+    return {"nodes": n, "check": check, "latency_ms": summary_ms(latencies),
+            "lost_rounds": rounds - len(latencies),
             "cpu_ms_per_node_per_command": round(cpu / n / rounds * 1000, 3)}
 
 
