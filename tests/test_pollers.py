@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from backend.node.pollers import NodePollers, Poller, load_pollers
 from backend.node.pollers import netlink, procfs
+from backend.node.pollers.collector import FLUSH_DELAY
 from backend.node.pollers.shipped import AgentPoller, ProcessPoller, QdiscPoller, group_counters
 from seer.protocol.stats import parse_readings
 
@@ -319,6 +320,74 @@ def test_one_stats_frame_per_interval_with_every_reading_and_the_pollers_counter
         set(frame["pollers"]["counting"])
     parse_readings(frame["readings"])  # what the controller accepts
     assert not clock.getDelayedCalls()
+
+
+class Later(Counting):
+    """A poller whose answer comes when the test says (netlink's shape)."""
+
+    NAME = "later"
+
+    def send_req(self):
+        self.asked.append(self.clock.seconds())
+        self.answer = Deferred()
+        self.answer.addCallback(lambda _: self.update(self.clock.seconds(),
+                                                      [[{}, {"n_total": len(self.asked)}]]))
+
+
+def _collector(clock, names, sent):
+    plugins = load_pollers()
+    plugins.add(Counting, "test")
+    plugins.add(Later, "test")
+    collector = NodePollers(View(), clock, lambda frame: sent.append(frame) or True,
+                            names=names, plugins=plugins, rng=random.Random(5))
+    collector.startService()
+    clock.advance(collector.pollers[0].next_reading())  # the node's phase: the first tick
+    return collector
+
+
+def test_the_frame_leaves_at_once_when_every_poller_has_answered():
+    clock = task.Clock()
+    sent = []
+    collector = _collector(clock, ["counting", "host"], sent)
+    # At the tick's own time, not FLUSH_DELAY later; and one frame with both
+    # readings: not sent from inside the first poller's tick.
+    (frame,) = sent
+    assert sorted(r["poller"] for r in frame["readings"]) == ["counting", "host"]
+    clock.advance(FLUSH_DELAY)
+    assert len(sent) == 1  # the delayed flush was cancelled, not sent empty
+    collector.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_the_frame_waits_for_an_answer_still_to_come_and_not_beyond_flush_delay():
+    clock = task.Clock()
+    sent = []
+    collector = _collector(clock, ["counting", "later"], sent)
+    later = next(p for p in collector.pollers if p.NAME == "later")
+    clock.advance(0.01)
+    assert sent == []  # the netlink-like answer has not come
+    later.answer.callback(None)
+    clock.advance(0)  # the reactor turn after the answer
+    (frame,) = sent
+    assert sorted(r["poller"] for r in frame["readings"]) == ["counting", "later"]
+    clock.advance(1 - 0.01)  # the next interval: this time the answer never comes
+    clock.advance(FLUSH_DELAY)
+    assert [r["poller"] for r in sent[1]["readings"]] == ["counting"]
+    collector.stopService()
+
+
+def test_a_poller_due_within_flush_delay_still_shares_the_frame():
+    clock = task.Clock()
+    sent = []
+    collector = _collector(clock, ["counting", "host"], sent)
+    host = next(p for p in collector.pollers if p.NAME == "host")
+    host.stop()
+    host.start(offset=1 + FLUSH_DELAY / 2)  # next interval: host reads a moment after counting
+    clock.advance(1)
+    assert len(sent) == 1  # counting has read, but host is due within FLUSH_DELAY
+    clock.advance(FLUSH_DELAY / 2)
+    assert sorted(r["poller"] for r in sent[1]["readings"]) == ["counting", "host"]
+    collector.stopService()
 
 
 def test_readings_while_the_controller_is_unreachable_are_not_kept():

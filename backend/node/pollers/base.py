@@ -99,6 +99,11 @@ class Poller:
         """Whether the poller is taking readings."""
         return self._call is not None
 
+    def next_reading(self) -> float:
+        """When the next reading is due (the clock's time; the current one's
+        while its tick runs)."""
+        return self._next
+
     def _tick(self) -> None:
         if self.reply_pending:
             self.no_response()

@@ -3,9 +3,12 @@
 Every poller of the node starts at the same random part of its interval
 (the node's phase: nodes started together do not read in step, while one
 node's pollers read together), so the readings of one interval leave in
-one STATS frame, FLUSH_DELAY after the first of them (long enough for the
-netlink answer).  The frame carries the node's clock, each reading's own
-time and every poller's counters (readings, no_response, errors, CPU).
+one STATS frame: as soon as every poller has answered (the netlink answer
+comes a moment after the tick), or FLUSH_DELAY after the first reading if
+one has not.  Sending at once rather than after a fixed delay saves each
+daemon one reactor wake-up per interval (on a host with a hundred daemons,
+a hundred a second).  The frame carries the node's clock, each reading's
+own time and every poller's counters (readings, no_response, errors, CPU).
 While the controller is unreachable readings are not kept: the counters
 they carry are cumulative, so the next frame after the reconnection
 carries everything but the resolution in between.
@@ -111,6 +114,7 @@ class NodePollers(service.Service):
             self.pollers.append(poller)
         self._pending: dict[str, dict[str, Any]] = {}
         self._flush_call: Any = None
+        self._complete_check: Any = None
         self.seq = 0
         self.frames = 0
         self.bytes_sent = 0
@@ -131,14 +135,35 @@ class NodePollers(service.Service):
         for poller in self.pollers:
             poller.stop()
             poller.close()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
+        self._cancel_flush()
+
+    def _cancel_flush(self) -> None:
+        for call in (self._flush_call, self._complete_check):
+            if call is not None and call.active():
+                call.cancel()
+        self._flush_call = self._complete_check = None
 
     def _reading(self, poller: Poller, rcv_time: float, reading: Reading) -> None:
         self._pending[poller.NAME] = {"poller": poller.NAME, "t": round(rcv_time, 3),
                                       "series": reading}
-        if self._flush_call is None or not self._flush_call.active():
+        # Checked in the next reactor turn, not here: the tick that brought this
+        # reading may be about to run the node's other pollers.
+        if self._complete_check is None:
+            self._complete_check = self.clock.callLater(0, self._flush_if_complete)
+
+    def _flush_if_complete(self) -> None:
+        """Send the frame now if no poller still owes this interval's reading
+        (none is waiting for an answer, none is due within FLUSH_DELAY);
+        otherwise at FLUSH_DELAY at the latest.  That timer is set only when
+        needed: a cancelled one would still wake the reactor when it was due."""
+        self._complete_check = None
+        due = self.clock.seconds() + FLUSH_DELAY
+        if not self._pending:
+            return
+        if not any(p.reply_pending or p.next_reading() <= due
+                   for p in self.pollers if p.running()):
+            self.flush()
+        elif self._flush_call is None:
             self._flush_call = self.clock.callLater(FLUSH_DELAY, self.flush)
 
     def frame(self) -> dict[str, Any]:
@@ -152,7 +177,7 @@ class NodePollers(service.Service):
                                            + sum(p.cpu_seconds for p in self.pollers), 6)}
 
     def flush(self) -> None:
-        self._flush_call = None
+        self._cancel_flush()
         started = time.thread_time()
         frame = self.frame()
         if self._send(frame):
