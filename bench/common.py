@@ -116,6 +116,18 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> dict[str, float]:
+    """The machine's CPU time so far, in seconds, from /proc/stat: ``busy``
+    (user, nice, system, irq, softirq), ``steal`` (taken by the hypervisor
+    for other guests) and ``total`` (every state, idle included)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    fields += [0] * (8 - len(fields))
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,
+            "total": sum(fields) / tick}
+
+
 def process_memory_mb(pid: int) -> dict[str, float]:
     """A process's memory in MB: rss (every resident page, shared library
     code included), pss (shared pages divided among the processes mapping

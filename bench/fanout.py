@@ -22,7 +22,8 @@ import time
 
 from bench import floor
 from bench.cluster import Cluster
-from bench.common import add_json_flag, positive, process_cpu, summary_ms, table, write_json
+from bench.common import (add_json_flag, machine_cpu, positive, process_cpu, summary_ms,
+                          table, write_json)
 
 #: The daemons' isolate setting (backend.runtime.agentloader.ISOLATE_MODES).
 ISOLATE_MODES = ("auto", "all", "none")
@@ -64,23 +65,30 @@ def measure(n: int, per_process: int, rounds: int, isolate: str | None = None,
                     if not result.ok:
                         raise RuntimeError(result.problem_summary())
                 spent = cpu.per_command(rounds, n)
+                busy = cpu.machine_share()
             registered = cluster.registered_in
     return {"nodes": n, "simulated": bool(per_process), "per_process": per_process or 1,
             "isolate": isolate or "auto",
             "processes": -(-n // per_process) if per_process else n,
             "registered_in": round(registered, 2), "latency_ms": summary_ms(latencies),
-            "cpu_ms_per_command": spent}
+            "cpu_ms_per_command": spent, "machine_load": busy}
 
 
 class CpuMeter:
     """CPU time (user + system, from /proc) the controller, the daemons and
     this client spend: per command, per process kind -- wall time would
-    charge a process for the time it waited while a hundred others ran."""
+    charge a process for the time it waited while a hundred others ran.
+
+    And what else the machine did meanwhile, as shares of its CPUs: ``others``,
+    the CPU of processes that are not the benchmark's, and ``steal``, time the
+    hypervisor gave other guests.  A busy machine makes every process slower
+    (caches, cores): these say when a figure was measured on one."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.controller = cluster.controller.pid
         self.daemons = [p.pid for p in cluster.daemons.values()]
         self.before = self._read()
+        self.machine_before = machine_cpu()
 
     def _read(self) -> tuple[float, float, float]:
         return (process_cpu(self.controller), sum(process_cpu(p) for p in self.daemons),
@@ -92,6 +100,15 @@ class CpuMeter:
         return {"controller": round(controller / commands * 1000, 3),
                 "per_node": round(daemons / nodes / commands * 1000, 3),
                 "client": round(client / commands * 1000, 3)}
+
+    def machine_share(self) -> dict[str, float]:
+        """Percent of the machine's CPU time since the start: others', and steal."""
+        now, then = machine_cpu(), self.machine_before
+        ours = sum(b - a for a, b in zip(self.before, self._read()))
+        total = max(now["total"] - then["total"], 1e-9)
+        others = max(0.0, now["busy"] - then["busy"] - ours)
+        return {"others_pct": round(100 * others / total, 1),
+                "steal_pct": round(100 * (now["steal"] - then["steal"]) / total, 1)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,13 +139,14 @@ def main(argv: list[str] | None = None) -> dict:
         cpu = seer["cpu_ms_per_command"]
         rows.append([label, lat["p50"], lat["p95"], lat["p99"],
                      lat["max"], floor_ms["p50"], seer["ratio_p50"], cpu["controller"],
-                     cpu["per_node"], seer["registered_in"]])
+                     cpu["per_node"], seer["machine_load"]["others_pct"],
+                     seer["machine_load"]["steal_pct"], seer["registered_in"]])
         print(f"  N={n}: p50 {lat['p50']} ms (floor {floor_ms['p50']} ms)", flush=True)
     where = f"; isolate={args.isolate}" if args.isolate else ""
     print(table(f"fan-out latency, ms ({args.rounds} commands each; NOOP ECHO to every node"
                 f"{where})",
                 ["nodes", "p50", "p95", "p99", "max", "floor p50", "x floor",
-                 "ctl CPU ms", "node CPU ms", "registered s"],
+                 "ctl CPU ms", "node CPU ms", "others %", "steal %", "registered s"],
                 rows))
     path = write_json("fanout", {"results": results, "rounds": args.rounds}, args.json)
     print(f"\nJSON: {path}")

@@ -42,6 +42,9 @@ def test_fanout_benchmark_measures_real_and_simulated_nodes_against_the_floor(tm
         assert r["latency_ms"]["n"] == 5
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["max"]
         assert r["floor_ms"]["n"] == 5
+        load = r["machine_load"]  # what else the machine did meanwhile, in % of its CPUs
+        assert 0 <= load["others_pct"] <= 100 and 0 <= load["steal_pct"] <= 100
+    assert "others %" in stdout and "steal %" in stdout
 
 
 def test_throughput_benchmark_collects_every_outcome(tmp_path):
