@@ -20,3 +20,12 @@ def test_each_digest_is_the_hmac_of_its_data_alone(key, items):
         assert mac.matches(data, expected)
         assert not mac.matches(data + b"x", expected)
         assert not KeyedMac(key + b"x").matches(data, expected)
+
+
+def test_the_openssl_context_and_the_hmac_module_agree(monkeypatch):
+    from seer.protocol import mac as module
+
+    key, data = b"k" * 32, b"a datagram" * 40
+    fast = KeyedMac(key).digest(data)
+    monkeypatch.setattr(module, "_openssl_hmac", None)  # a Python without OpenSSL's hashlib
+    assert KeyedMac(key).digest(data) == fast == hmac.digest(key, data, hashlib.sha256)

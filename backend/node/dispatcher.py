@@ -214,7 +214,7 @@ class Dispatcher:
             except BaseException:  # a bug here (agents' errors are caught where they run)
                 log.failure("agent group {key}: its queue", key=key)
                 result = None
-            if isinstance(result, Deferred):
+            if result is not None and isinstance(result, Deferred):
                 finished: list[bool] = []
                 result.addBoth(lambda _, done=finished: done.append(True))
                 if not finished:
@@ -274,7 +274,7 @@ class Dispatcher:
             record(("failed", describe(e), None))
             return None
         outcome = runner.run(serial, message)
-        if isinstance(outcome, Deferred):
+        if not isinstance(outcome, tuple):  # a Deferred of the outcome
             return outcome.addCallback(record).addErrback(
                 lambda f: record(("failed", f"the node lost track of it: "
                                             f"{describe_failure(f)}", None)))

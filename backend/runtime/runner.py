@@ -43,6 +43,10 @@ from seer.protocol.messages import RUN_COMMANDS
 from seer.protocol.vartypes import VarError
 
 log = Logger()
+#: What a handler that is done returns, checked by type alone: neither a
+#: coroutine, a generator nor a Deferred (whose isinstance goes through its
+#: ABC's Python-level check), on the path every command takes.
+PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, dict, list, tuple})
 
 #: (status, error, result): applied / failed / skipped.
 Outcome = tuple[str, "str | None", Any]
@@ -109,6 +113,8 @@ class AgentRunner:
                                    f"{self.context.agent_type} {self.context.group}", None)
             args = message.get("args") or {}
         result = invoke(call, args)
+        if type(result) in PLAIN_RESULTS:  # the common case: nothing to wait for
+            return _applied(call, result)
         if inspect.iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):
@@ -182,7 +188,7 @@ class AgentRunner:
 
 
 def _applied(call: Callable[..., Any], result: Any) -> Outcome:
-    if inspect.isgenerator(result):
+    if type(result) not in PLAIN_RESULTS and inspect.isgenerator(result):
         return ("failed", f"{_name(call)} returned a generator: decorate it with "
                           "@inlineCallbacks, or make it async def", None)
     try:
