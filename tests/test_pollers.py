@@ -354,7 +354,7 @@ def test_the_frame_leaves_at_once_when_every_poller_has_answered():
     (frame,) = sent
     assert sorted(r["poller"] for r in frame["readings"]) == ["counting", "host"]
     clock.advance(FLUSH_DELAY)
-    assert len(sent) == 1  # the delayed flush was cancelled, not sent empty
+    assert len(sent) == 1  # and no second, empty frame after FLUSH_DELAY
     collector.stopService()
     assert not clock.getDelayedCalls()
 
