@@ -3,6 +3,7 @@
 Run as: python sizeserver.py ADDRESS PORT.  Logs one line per request.
 """
 
+import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,7 +25,11 @@ class Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
 
     def log_message(self, fmt, *args):
-        print("served", self.path, "to", self.client_address[0], flush=True)
+        # One write of the whole line: requests are served by threads, and
+        # print() writes its arguments one by one, so two requests' lines
+        # could interleave ("served served /5069 /7266 to to ...") and the
+        # test reading the log would miss a size that was served.
+        os.write(1, f"served {self.path} to {self.client_address[0]}\n".encode())
 
 
 if __name__ == "__main__":
