@@ -17,10 +17,14 @@ pytestmark = pytest.mark.e2e
 def test_bench_stats_prints_its_table_and_writes_json(tmp_path):
     out = tmp_path / "stats.json"
     run = subprocess.run([sys.executable, "-m", "bench", "stats", "--skip", "testbed",
-                          "--nodes", "3", "--seconds", "2", "--rounds", "3", "--json", str(out)],
+                          "--nodes", "3", "--seconds", "2", "--rounds", "3", "--pairs", "2",
+                          "--json", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "stats bytes/s per node" in run.stdout
     data = json.loads(out.read_text())
     assert data["controller"]["on"]["interfaces_aggregated"] == 3 * 4  # synthetic: 4 a node
     assert data["fanout"]["on"]["p50_ms"] > 0 and data["machine"]["cpus"]
+    # Two runs each, in alternating order; the medians are what is compared.
+    assert [len(data["fanout"]["runs"][k]) for k in ("on", "off")] == [2, 2]
+    assert "stats on / off (median of 2)" in run.stdout
