@@ -120,8 +120,11 @@ def machine_cpu() -> dict[str, float]:
     """The machine's CPU time so far, in seconds, from /proc/stat: ``busy``
     (user, nice, system, irq, softirq), ``steal`` (taken by the hypervisor
     for other guests) and ``total`` (every state, idle included)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    fields += [0] * (8 - len(fields))
+    # Here, not at the top: the pollers' package brings Twisted, which most
+    # users of this module do not need.
+    from backend.node.pollers.procfs import cpu_ticks
+
+    fields = cpu_ticks(Path("/proc/stat").read_text().split("\n", 1)[0])
     user, nice, system, idle, iowait, irq, softirq, steal = fields
     tick = os.sysconf("SC_CLK_TCK")
     return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,

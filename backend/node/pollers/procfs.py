@@ -41,6 +41,13 @@ def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
     return out
 
 
+def cpu_ticks(line: str) -> list[int]:
+    """The clock ticks of a /proc/stat ``cpu`` line: user, nice, system,
+    idle, iowait, irq, softirq, steal (guest time is in user)."""
+    ticks = [int(v) for v in line.split()[1:9]]
+    return ticks + [0] * (8 - len(ticks))
+
+
 def parse_cpu(text: str) -> dict[str, float]:
     """Busy and idle CPU seconds of the whole host from /proc/stat's ``cpu`` line,
     and the number of CPUs."""
@@ -48,9 +55,7 @@ def parse_cpu(text: str) -> dict[str, float]:
     cpus = 0
     for line in text.splitlines():
         if line.startswith("cpu "):
-            # user nice system idle iowait irq softirq steal (guest time is in user)
-            ticks = [int(v) for v in line.split()[1:9]]
-            ticks += [0] * (8 - len(ticks))
+            ticks = cpu_ticks(line)
             idle = (ticks[3] + ticks[4]) / CLOCK_TICKS
             busy = (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]) / CLOCK_TICKS
         elif line.startswith("cpu") and line[3:4].isdigit():
